@@ -1,0 +1,1 @@
+"""Fiji/ImageJ bridge for FocusQA."""

@@ -1,0 +1,5 @@
+import sys
+
+from napari_focusqa.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure numpy + onnxruntime core: no Qt, no napari, no Java, no hardware."""

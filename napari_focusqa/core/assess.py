@@ -1,0 +1,252 @@
+"""Per-patch probabilities -> levels, certainties and the whole-image verdict (Yang et al.).
+
+certainty = 1 - H(p) / log K  (H: Shannon entropy, natural log)
+whole-image probability = certainty-weighted mean of the patch distributions
+aggregate certainty = certainty of that whole-image distribution
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from napari_focusqa.core import metrics as _metrics
+from napari_focusqa.core.errors import ImageError
+from napari_focusqa.core.patches import DEFAULT_PATCH_SIZE, PatchGrid, make_grid
+from napari_focusqa.core.validate import as_image2d
+
+#: columns of the one-record-per-plane table (CLI CSV, Fiji Results, napari table)
+RECORD_COLUMNS = (
+    "file",
+    "channel",
+    "stain",
+    "z_index",
+    "z_um",
+    "model",
+    "predicted_level",
+    "expected_level",
+    "mean_certainty",
+    "aggregate_certainty",
+    "in_focus",
+    "sf",
+    "probabilities",
+)
+
+#: columns of the one-row-per-patch table
+PATCH_COLUMNS = (
+    "row",
+    "col",
+    "y0",
+    "x0",
+    "y1",
+    "x1",
+    "level",
+    "certainty",
+    "expected_level",
+)
+
+
+def certainty(probs: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``1 - H(p)/log K`` along ``axis``; 1 for a one-hot, 0 for a uniform distribution."""
+    p = np.asarray(probs, dtype=np.float64)
+    k = p.shape[axis]
+    if k < 2:
+        raise ImageError(f"probs: need at least 2 classes, got {k}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    h = -plogp.sum(axis=axis)
+    return np.clip(1.0 - h / np.log(k), 0.0, 1.0)
+
+
+def aggregate(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Certainty-weighted mean of ``(..., K)`` patch distributions.
+
+    Returns ``(P, patch_certainty)``. When every patch has zero certainty the plain mean
+    is used (no patch is preferred over another).
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    flat = p.reshape(-1, p.shape[-1])
+    c = certainty(flat)
+    w = c.sum()
+    whole = (c[:, None] * flat).sum(axis=0) / w if w > 0 else flat.mean(axis=0)
+    return whole, c.reshape(p.shape[:-1])
+
+
+@dataclass
+class FocusResult:
+    """Focus assessment of one 2D image.
+
+    ``probabilities`` is ``(rows, cols, K)`` or ``None`` when no model was used (then
+    only the classic metrics are filled in).
+    """
+
+    grid: PatchGrid | None
+    probabilities: np.ndarray | None
+    model_id: str | None = None
+    in_focus_max_level: int = 2
+    metrics: dict[str, float] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.probabilities is not None:
+            p = np.asarray(self.probabilities, dtype=np.float64)
+            self.probabilities = p
+            self.probability, self.patch_certainty = aggregate(p)
+            self.patch_level = p.argmax(axis=-1)
+            k = p.shape[-1]
+            self.patch_expected_level = p @ np.arange(k)
+        else:
+            self.probability = None
+            self.patch_certainty = None
+            self.patch_level = None
+            self.patch_expected_level = None
+
+    # --- whole-image summaries -------------------------------------------------------
+    @property
+    def num_classes(self) -> int | None:
+        return None if self.probability is None else int(self.probability.size)
+
+    @property
+    def predicted_level(self) -> int | None:
+        return None if self.probability is None else int(np.argmax(self.probability))
+
+    @property
+    def expected_level(self) -> float | None:
+        if self.probability is None:
+            return None
+        return float(self.probability @ np.arange(self.probability.size))
+
+    @property
+    def mean_certainty(self) -> float | None:
+        return None if self.patch_certainty is None else float(self.patch_certainty.mean())
+
+    @property
+    def aggregate_certainty(self) -> float | None:
+        return None if self.probability is None else float(certainty(self.probability))
+
+    @property
+    def in_focus(self) -> bool | None:
+        lvl = self.predicted_level
+        return None if lvl is None else bool(lvl <= self.in_focus_max_level)
+
+    @property
+    def sf(self) -> float | None:
+        v = self.metrics.get("sf")
+        return None if v is None else float(v)
+
+    # --- table forms ------------------------------------------------------------------
+    def to_record(self) -> dict[str, Any]:
+        """One flat record (the CLI/CSV/Fiji row) with :data:`RECORD_COLUMNS` first."""
+        rec: dict[str, Any] = {k: self.source.get(k) for k in ("file", "channel", "stain", "z_index", "z_um")}
+        rec.update(
+            model=self.model_id,
+            predicted_level=self.predicted_level,
+            expected_level=_round(self.expected_level),
+            mean_certainty=_round(self.mean_certainty),
+            aggregate_certainty=_round(self.aggregate_certainty),
+            in_focus=self.in_focus,
+            sf=_round(self.sf),
+            probabilities=None
+            if self.probability is None
+            else [round(float(v), 6) for v in self.probability],
+        )
+        for k, v in self.metrics.items():
+            if k != "sf":
+                rec[k] = _round(v)
+        for k, v in self.source.items():
+            rec.setdefault(k, v)
+        return rec
+
+    def patch_table(self) -> list[dict[str, Any]]:
+        """One row per patch: position, level, certainty, expected level, probabilities."""
+        if self.grid is None or self.probabilities is None:
+            return []
+        assert self.patch_level is not None and self.patch_certainty is not None
+        assert self.patch_expected_level is not None
+        boxes = self.grid.boxes()
+        rows = []
+        for r in range(self.grid.rows):
+            for c in range(self.grid.cols):
+                y0, x0, y1, x1 = (int(v) for v in boxes[r, c])
+                rows.append(
+                    {
+                        "row": r,
+                        "col": c,
+                        "y0": y0,
+                        "x0": x0,
+                        "y1": y1,
+                        "x1": x1,
+                        "level": int(self.patch_level[r, c]),
+                        "certainty": round(float(self.patch_certainty[r, c]), 6),
+                        "expected_level": round(float(self.patch_expected_level[r, c]), 6),
+                        "probabilities": [round(float(v), 6) for v in self.probabilities[r, c]],
+                    }
+                )
+        return rows
+
+    def to_dict(self, *, patches: bool = False) -> dict[str, Any]:
+        d = self.to_record()
+        d["grid"] = None if self.grid is None else self.grid.to_dict()
+        if patches:
+            d["patches"] = self.patch_table()
+        return d
+
+
+def _round(v: float | None, nd: int = 6) -> float | None:
+    return None if v is None else round(float(v), nd)
+
+
+def assess_image(
+    image: Any,
+    model: Any = None,
+    *,
+    stain: str | None = None,
+    metrics: Sequence[str] = ("sf",),
+    patch_size: int | None = None,
+    source: dict[str, Any] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> FocusResult:
+    """Assess one 2D image.
+
+    Parameters
+    ----------
+    image : array_like, (Y, X)
+        Any real integer, bool or float dtype.
+    model : str, path, FocusModel or None
+        Model id / card path / loaded model. ``None`` computes the classic metrics only.
+    stain : str, optional
+        Stain class (see :mod:`napari_focusqa.core.stains`) for stain-aware models.
+    metrics : sequence of str
+        Names from :data:`napari_focusqa.core.metrics.METRICS`, computed on the whole image.
+    patch_size : int, optional
+        Defaults to the model's patch size (84 without a model).
+    """
+    from napari_focusqa.core.model import load_model
+
+    img = as_image2d(image)
+    vals = {name: float(_metrics.compute(name, img)) for name in metrics}
+    src = dict(source or {})
+    if stain is not None:
+        src.setdefault("stain", stain)
+    if model is None:
+        grid = make_grid(img.shape, patch_size or DEFAULT_PATCH_SIZE) if patch_size else None
+        return FocusResult(grid=grid, probabilities=None, metrics=vals, source=src)
+    fm = load_model(model)
+    grid = make_grid(img.shape, patch_size or fm.patch_size)
+    if grid.patch_size != fm.patch_size:
+        raise ImageError(
+            f"patch_size: model {fm.id} was trained on {fm.patch_size}px patches, got {grid.patch_size}"
+        )
+    patches = grid.extract(img).reshape(-1, grid.patch_size, grid.patch_size)
+    probs = fm.predict_proba(patches, stain=stain, cancel=cancel)
+    return FocusResult(
+        grid=grid,
+        probabilities=probs.reshape(grid.rows, grid.cols, -1),
+        model_id=fm.id,
+        in_focus_max_level=fm.in_focus_max_level,
+        metrics=vals,
+        source=src,
+    )

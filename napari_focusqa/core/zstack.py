@@ -1,0 +1,213 @@
+"""Z-stacks: per channel, per slice SF and model summary; best-focus slice per channel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from napari_focusqa.core.assess import FocusResult, assess_image
+from napari_focusqa.core.errors import Cancelled, ImageError
+from napari_focusqa.core.stains import stain_for_channel
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class ChannelCurve:
+    """Focus curves of one channel of a z-stack."""
+
+    channel: int
+    name: str | None
+    stain: str
+    slices: list[FocusResult]
+    z_step_um: float | None = None
+
+    @property
+    def n_slices(self) -> int:
+        return len(self.slices)
+
+    @property
+    def z_um(self) -> list[float] | None:
+        if self.z_step_um is None:
+            return None
+        return [round(i * self.z_step_um, 6) for i in range(self.n_slices)]
+
+    @property
+    def sf(self) -> np.ndarray:
+        return np.array([s.metrics.get("sf", np.nan) for s in self.slices], dtype=np.float64)
+
+    @property
+    def expected_level(self) -> np.ndarray | None:
+        if not self.slices or self.slices[0].probability is None:
+            return None
+        return np.array([s.expected_level for s in self.slices], dtype=np.float64)
+
+    @property
+    def best_z_index_sf(self) -> int:
+        return _best_peak(self.sf)
+
+    @property
+    def best_z_index_model(self) -> int | None:
+        lv = self.expected_level
+        return None if lv is None else _best_peak(-lv)
+
+    @property
+    def best_z_index(self) -> int:
+        """Best-focus slice: the SF peak (the robust, model-free estimate)."""
+        return self.best_z_index_sf
+
+    @property
+    def best_z_um(self) -> float | None:
+        return None if self.z_step_um is None else round(self.best_z_index * self.z_step_um, 6)
+
+    def to_dict(self) -> dict[str, Any]:
+        lv = self.expected_level
+        return {
+            "channel": self.channel,
+            "name": self.name,
+            "stain": self.stain,
+            "z_step_um": self.z_step_um,
+            "z_um": self.z_um,
+            "sf": [round(float(v), 6) for v in self.sf],
+            "expected_level": None if lv is None else [round(float(v), 6) for v in lv],
+            "predicted_level": [s.predicted_level for s in self.slices],
+            "best_z_index": self.best_z_index,
+            "best_z_um": self.best_z_um,
+            "best_z_index_model": self.best_z_index_model,
+        }
+
+
+@dataclass
+class StackResult:
+    """Assessment of a (Z, [C,] Y, X) stack: one :class:`ChannelCurve` per channel."""
+
+    channels: list[ChannelCurve]
+    z_step_um: float | None = None
+    model_id: str | None = None
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best_z_index(self) -> dict[int, int]:
+        return {c.channel: c.best_z_index for c in self.channels}
+
+    def records(self) -> list[dict[str, Any]]:
+        """One record per plane (the CLI/CSV table form)."""
+        return [s.to_record() for c in self.channels for s in c.slices]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.source.get("file"),
+            "model": self.model_id,
+            "z_step_um": self.z_step_um,
+            "channels": [c.to_dict() for c in self.channels],
+        }
+
+
+def _best_peak(values: np.ndarray) -> int:
+    """Index of the maximum of a lightly smoothed curve (3-tap), ties -> first."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        raise ImageError("stack: no slices")
+    if v.size >= 3:
+        pad = np.pad(v, 1, mode="edge")
+        sm = 0.25 * pad[:-2] + 0.5 * pad[1:-1] + 0.25 * pad[2:]
+    else:
+        sm = v
+    return int(np.nanargmax(sm))
+
+
+def as_zcyx(stack: Any, channel_axis: int | None = None) -> np.ndarray:
+    """Return ``stack`` as a (Z, C, Y, X) array view.
+
+    ``(Z, Y, X)`` gets a channel axis of 1; a 2D image becomes (1, 1, Y, X). With
+    ``channel_axis`` given for a 4D array, that axis is moved to position 1.
+    """
+    arr = np.asarray(stack)
+    if arr.ndim == 2:
+        return arr[None, None]
+    if arr.ndim == 3:
+        if channel_axis is not None:
+            return np.moveaxis(arr, channel_axis, 0)[None]
+        return arr[:, None]
+    if arr.ndim == 4:
+        if channel_axis is not None and channel_axis not in (1, -3):
+            arr = np.moveaxis(arr, channel_axis, 1)
+        return arr
+    raise ImageError(f"stack: expected (Z, [C,] Y, X), got shape {arr.shape}")
+
+
+def assess_stack(
+    stack: Any,
+    model: Any = None,
+    *,
+    z_step_um: float | None = None,
+    channel_axis: int | None = None,
+    channel_names: Sequence[str | None] | None = None,
+    stains: Sequence[str] | None = None,
+    channels: Sequence[int] | None = None,
+    metrics: Sequence[str] = ("sf",),
+    source: dict[str, Any] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> StackResult:
+    """Assess every slice of every channel of a z-stack.
+
+    Parameters
+    ----------
+    stack : array_like, (Z, Y, X) or (Z, C, Y, X)
+    model : model id, card path, FocusModel or None (classic metrics only)
+    z_step_um : float, optional
+        Distance between slices; gives ``z_um`` per slice.
+    channel_names, stains : per-channel names and stain classes (stains default to
+        :func:`stain_for_channel` of the names)
+    channels : indices of the channels to assess (default all)
+    progress : callable ``(done, total)`` called after each slice
+    cancel : callable returning True to stop (raises :class:`Cancelled`)
+    """
+    from napari_focusqa.core.model import load_model
+
+    zcyx = as_zcyx(stack, channel_axis)
+    nz, nc = zcyx.shape[:2]
+    if z_step_um is not None and not (np.isfinite(z_step_um) and z_step_um > 0):
+        raise ImageError(f"z_step_um: expected a positive number, got {z_step_um!r}")
+    names = list(channel_names) if channel_names is not None else [None] * nc
+    if len(names) != nc:
+        raise ImageError(f"channel_names: expected {nc} names, got {len(names)}")
+    st = list(stains) if stains is not None else [stain_for_channel(n) for n in names]
+    if len(st) != nc:
+        raise ImageError(f"stains: expected {nc} stains, got {len(st)}")
+    chans = list(channels) if channels is not None else list(range(nc))
+    for c in chans:
+        if not 0 <= c < nc:
+            raise ImageError(f"channels: index {c} out of range for {nc} channels")
+    fm = load_model(model) if model is not None else None
+    src = dict(source or {})
+    total = nz * len(chans)
+    done = 0
+    curves = []
+    for c in chans:
+        results = []
+        for z in range(nz):
+            if cancel is not None and cancel():
+                raise Cancelled("stack assessment cancelled")
+            rec_src = dict(
+                src,
+                channel=names[c] if names[c] is not None else c,
+                channel_index=c,
+                stain=st[c],
+                z_index=z,
+                z_um=None if z_step_um is None else round(z * z_step_um, 6),
+            )
+            results.append(
+                assess_image(
+                    zcyx[z, c], fm, stain=st[c], metrics=metrics, source=rec_src, cancel=cancel
+                )
+            )
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        curves.append(ChannelCurve(c, names[c], st[c], results, z_step_um))
+    return StackResult(curves, z_step_um, None if fm is None else fm.id, src)

@@ -1,0 +1,95 @@
+"""Helpers for tests and examples: a tiny but *real* ONNX focus model.
+
+:func:`build_sharpness_model` writes an ONNX graph (built with ``onnx.helper``) that
+maps an 84×84 patch to 11 level probabilities from its normalised Laplacian energy:
+sharper patches get lower levels. It is not a trained model; it lets the core, the CLI
+and the front ends be tested end to end before (and independently of) the shipped
+models. Requires the ``onnx`` package.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def build_sharpness_model(
+    folder: str | Path,
+    model_id: str = "test-sharpness",
+    *,
+    patch_size: int = 84,
+    num_classes: int = 11,
+    stain_input: bool = False,
+) -> Path:
+    """Write ``<id>.onnx`` and ``<id>.json`` into ``folder``; returns the card path."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from napari_focusqa.core.model import write_card
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lap = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32).reshape(1, 1, 3, 3)
+    # level centres along log Laplacian energy: sharper (higher energy) -> lower level
+    centres = np.linspace(-1.0, -7.0, num_classes).astype(np.float32).reshape(1, num_classes)
+    inits = [
+        numpy_helper.from_array(lap, "lap_w"),
+        numpy_helper.from_array(centres, "centres"),
+        numpy_helper.from_array(np.array([6.0], np.float32), "sharp"),
+        numpy_helper.from_array(np.array([1e-6], np.float32), "eps"),
+        numpy_helper.from_array(np.array([-1.0], np.float32), "neg1"),
+    ]
+    nodes = [
+        helper.make_node("AveragePool", ["patches"], ["smooth"], kernel_shape=[3, 3]),
+        helper.make_node("Conv", ["smooth", "lap_w"], ["lapc"]),
+        helper.make_node("Mul", ["lapc", "lapc"], ["lap2"]),
+        helper.make_node("ReduceMean", ["lap2"], ["energy"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Add", ["energy", "eps"], ["energy_e"]),
+        helper.make_node("Log", ["energy_e"], ["loge"]),
+        helper.make_node("Unsqueeze", ["loge", "one_axis"], ["loge2"]),
+        helper.make_node("Sub", ["loge2", "centres"], ["d"]),
+        helper.make_node("Mul", ["d", "d"], ["d2"]),
+        helper.make_node("Mul", ["d2", "sharp"], ["d2s"]),
+        helper.make_node("Mul", ["d2s", "neg1"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+    ]
+    inits.append(numpy_helper.from_array(np.array([1], np.int64), "one_axis"))
+    inputs = [helper.make_tensor_value_info("patches", TensorProto.FLOAT, ["N", 1, patch_size, patch_size])]
+    if stain_input:
+        inputs.append(helper.make_tensor_value_info("stain", TensorProto.INT64, ["N"]))
+    graph = helper.make_graph(
+        nodes,
+        model_id,
+        inputs,
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", num_classes])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx_path = folder / f"{model_id}.onnx"
+    onnx.save(model, onnx_path)
+    card = {
+        "format_version": 1,
+        "id": model_id,
+        "task": "levels-stain" if stain_input else "levels",
+        "description": "untrained test model: Laplacian energy -> level (tests only)",
+        "onnx": onnx_path.name,
+        "sha256": "",
+        "patch_size": patch_size,
+        "num_classes": num_classes,
+        "blur_diameter_px": [round(3 + 2.7 * i, 1) for i in range(num_classes)],
+        "in_focus_max_level": 2,
+        "input_normalisation": {"method": "zscore", "eps": 1e-6},
+        "inputs": {"patches": "patches", "stain": "stain" if stain_input else None},
+        "outputs": {"probabilities": "probabilities"},
+        "stains": ["generic", "nucleus", "actin", "tubulin", "mitochondria", "membrane", "puncta"],
+        "training_data": {"note": "not trained; analytic graph for tests"},
+        "metrics": {},
+    }
+    card_path = folder / f"{model_id}.json"
+    write_card(card, card_path)
+    json.loads(card_path.read_text())
+    return card_path
