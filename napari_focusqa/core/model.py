@@ -79,10 +79,13 @@ def normalise_patches(patches: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     if method in ("zscore", "log-zscore"):
         if method == "log-zscore":
             x = np.log1p(np.maximum(x, 0.0))
-        eps = np.float32(spec.get("eps", 1e-6))
-        mean = x.mean(axis=(-2, -1), keepdims=True)
-        std = x.std(axis=(-2, -1), keepdims=True)
-        return ((x - mean) / (std + eps)).astype(np.float32)
+        eps = float(spec.get("eps", 1e-6))
+        mean = x.mean(axis=(-2, -1), keepdims=True, dtype=np.float64)
+        std = x.std(axis=(-2, -1), keepdims=True, dtype=np.float64)
+        out = (x - mean) / (std + eps)
+        # (numerically) constant patches carry no structure: exactly zero, never noise
+        flat = std <= 1e-6 * np.maximum(1.0, np.abs(mean))
+        return np.where(flat, 0.0, out).astype(np.float32)
     raise ModelCardError(
         f"input_normalisation.method: expected one of {NORMALISATIONS}, got {method!r}"
     )

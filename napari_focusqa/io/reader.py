@@ -77,7 +77,9 @@ def _canonical(arr: np.ndarray, axes: str, path: str) -> np.ndarray:
         out_axes.append(b)
     if "S" in out_axes:
         n = arr.shape[out_axes.index("S")]
-        if n in (3, 4):
+        # 8-bit RGB(A) is a colour picture; tifffile also stores e.g. (4, Y, X) uint16
+        # arrays as planar "RGB" by default, which we read as channels instead.
+        if n in (3, 4) and arr.dtype == np.uint8:
             raise ImageError(
                 f"{path}: RGB(A) image (samples per pixel = {n}); FocusQA assesses grey "
                 "fluorescence channels: save the channels as a grey hyperstack"
@@ -166,7 +168,11 @@ def _imagej_meta(tif: Any, n_channels: int) -> dict[str, Any]:
         num, den = xr.value
         if num and num != den:
             px = float(den) / float(num)
-            out["pixel_size_um"] = _um(px, unit) if unit else None
+            if unit:
+                out["pixel_size_um"] = _um(px, unit)
+            else:  # no ImageJ unit: use the TIFF ResolutionUnit (1 = none -> assume µm)
+                ru = int(getattr(page.tags.get("ResolutionUnit"), "value", 1))
+                out["pixel_size_um"] = {2: px * 25400.0, 3: px * 10000.0}.get(ru, px)
     labels = _parse_labels(ij.get("Labels"))
     if labels and ij.get("channels", 1) == n_channels and n_channels > 1:
         out["channel_names"] = labels[:n_channels] if len(labels) >= n_channels else None
