@@ -1,0 +1,320 @@
+"""``focusqa batch``: plate names, mixed good/corrupt folders, resume after a kill, dask."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from scipy import ndimage
+
+from napari_focusqa import batch
+from napari_focusqa.cli import main
+from napari_focusqa.core.assess import assess_image
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cells(rng: np.random.Generator, shape=(200, 260), sigma=0.0) -> np.ndarray:
+    """Bright blobs on a dim background, optionally blurred; uint16."""
+    img = np.zeros(shape, np.float32)
+    ys = rng.integers(0, shape[0], 60)
+    xs = rng.integers(0, shape[1], 60)
+    img[ys, xs] = 4000.0
+    img = ndimage.gaussian_filter(img, 2.0) * 20
+    if sigma:
+        img = ndimage.gaussian_filter(img, sigma)
+    img += rng.normal(100, 3, shape)
+    return np.clip(img, 0, 65535).astype(np.uint16)
+
+
+def _make_plate(folder: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    folder.mkdir(parents=True, exist_ok=True)
+    good = {}
+    for well, sigma in (("A01", 0.0), ("A02", 6.0), ("B01", 0.0)):
+        for site in (1, 2):
+            p = folder / f"P1_{well}_s{site}_w1.tif"
+            img = _cells(rng, sigma=sigma)
+            tifffile.imwrite(p, img)
+            good[str(p)] = img
+    # a 2-channel ImageJ hyperstack: one row per channel
+    two = np.stack([_cells(rng), _cells(rng, sigma=5.0)])
+    p = folder / "sub" / "P1_C03_s1.tif"
+    p.parent.mkdir()
+    tifffile.imwrite(p, two, imagej=True, metadata={"axes": "CYX"})
+    good[str(p)] = two
+    (folder / "P1_B02_s1_w1.tif").write_bytes(b"II*\x00" + b"\x13" * 40)  # corrupt header
+    (folder / "P1_B02_s2_w1.tif").write_bytes(b"")  # empty
+    whole = (folder / "P1_A01_s1_w1.tif").read_bytes()
+    (folder / "P1_B03_s1_w1.tif").write_bytes(whole[: len(whole) // 2])  # truncated
+    (folder / "P1_B04_s1_w1.tif").write_bytes(b"\x00" * 1000)  # not a TIFF
+    (folder / "readme.txt").write_text("not an image")
+    (folder / "P1_A01_s1_w1_thumb.tif").write_bytes(b"x")  # IXM thumbnail: skipped
+    return good
+
+
+@pytest.fixture
+def plate(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    good = _make_plate(tmp_path / "plate", np.random.default_rng(7))
+    return tmp_path / "plate", good
+
+
+BAD = {"P1_B02_s1_w1.tif", "P1_B02_s2_w1.tif", "P1_B03_s1_w1.tif", "P1_B04_s1_w1.tif"}
+
+
+# --------------------------------------------------------------------------- names
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("MyPlate_B02_s3_w2.TIF", {"plate": "MyPlate", "well": "B02", "site": 3, "name_channel": "w2"}),
+        (
+            "Plate 1_P24_s1_w1A1B2C3D4-1111-2222-3333-444455556666.tif",
+            {"plate": "Plate 1", "well": "P24", "site": 1, "name_channel": "w1"},
+        ),
+        ("r02c03f04p05-ch2sk1fk1fl1.tiff", {"well": "B03", "site": 4, "plane": 5, "name_channel": "ch2"}),
+        ("MFGTMP_170112_A05f07d1.TIF", {"plate": "MFGTMP_170112", "well": "A05", "site": 7, "name_channel": "d1"}),
+        ("scan-H7-ch0.ome.tif", {"well": "H07"}),
+        ("deconwolf_dapi.tif", {}),
+    ],
+)
+def test_parse_plate_name(name: str, expected: dict) -> None:
+    got = batch.parse_plate_name(f"/data/{name}")
+    assert set(got) == set(batch.PLATE_COLUMNS)
+    for k in batch.PLATE_COLUMNS:
+        assert got[k] == expected.get(k), (k, got)
+
+
+def test_expand_inputs_folders_globs_and_errors(plate) -> None:
+    folder, good = plate
+    files = batch.expand_inputs([folder])
+    names = sorted(Path(f).name for f in files)
+    assert "readme.txt" not in names and "P1_A01_s1_w1_thumb.tif" not in names
+    assert len(files) == len(good) + len(BAD)
+    assert str(folder / "sub" / "P1_C03_s1.tif") in files  # recursive
+    # a glob and an explicit duplicate: kept once, in order
+    g = batch.expand_inputs([str(folder / "P1_A0*_s1_w1.tif"), str(folder / "P1_A01_s1_w1.tif")])
+    assert [Path(f).name for f in g] == ["P1_A01_s1_w1.tif", "P1_A02_s1_w1.tif"]
+    with pytest.raises(batch.BatchError, match="INPUT: .*does not exist"):
+        batch.expand_inputs([folder / "nope.tif"])
+    with pytest.raises(batch.BatchError, match="matches no files"):
+        batch.expand_inputs([str(folder / "*.czi")])
+
+
+# --------------------------------------------------------------------------- main job
+def test_mixed_folder_rows_for_all_files(plate, tmp_path, sharpness_model, capsys) -> None:
+    folder, good = plate
+    out = tmp_path / "res.csv"
+    rc = main(["batch", str(folder), "--out", str(out), "--workers", "0",
+               "--model", str(sharpness_model), "--no-progress"])
+    assert rc == batch.EXIT_SOME_FAILED
+    rows = batch.read_results(out)
+    by_file: dict[str, list[dict]] = {}
+    for r in rows:
+        by_file.setdefault(Path(r["file"]).name, []).append(r)
+    assert set(by_file) == {Path(p).name for p in good} | BAD
+    for name in BAD:
+        (r,) = by_file[name]
+        assert r["error"] and r["error"].startswith("ImageError: "), r
+        assert name in r["error"]
+        assert r["predicted_level"] is None and r["sf"] is None
+        assert r["well"] == name.split("_")[1]  # plate columns kept for failed files too
+    for path, img in good.items():
+        got = by_file[Path(path).name]
+        planes = [img] if img.ndim == 2 else list(img)
+        assert len(got) == len(planes)
+        for r, plane in zip(sorted(got, key=lambda r: r["channel_index"]), planes):
+            ref = assess_image(plane, sharpness_model)
+            assert r["error"] is None
+            assert r["predicted_level"] == ref.predicted_level
+            assert r["sf"] == pytest.approx(ref.sf, rel=1e-6)
+            assert r["mean_certainty"] == pytest.approx(ref.mean_certainty, abs=1e-6)
+            assert r["model"] == "test-sharpness"
+    # the blurred wells get a higher (more defocused) level than the sharp ones
+    lv = {n: rs[0]["predicted_level"] for n, rs in by_file.items() if n not in BAD}
+    assert lv["P1_A02_s1_w1.tif"] > lv["P1_A01_s1_w1.tif"]
+    assert by_file["P1_A01_s2_w1.tif"][0]["plate"] == "P1"
+    assert by_file["P1_A01_s2_w1.tif"][0]["site"] == 2
+    summary = capsys.readouterr().out
+    assert f"{len(good) + len(BAD)} files assessed" in summary
+    assert "failures: 4" in summary
+    assert "out of focus per channel" in summary
+
+
+def test_all_good_exit_0_and_parquet_matches_csv(plate, tmp_path, sharpness_model) -> None:
+    folder, good = plate
+    inputs = sorted(good)
+    s_csv = batch.run_batch(inputs, tmp_path / "a.csv", model=sharpness_model, workers=0,
+                            progress=False, log=None)
+    s_pq = batch.run_batch(inputs, tmp_path / "a.parquet", model=sharpness_model, workers=0,
+                           progress=False, log=None)
+    assert s_csv.exit_code == 0 and s_pq.exit_code == 0
+    assert s_csv.files_done == len(good) and s_csv.rows == len(good) + 1
+    a = batch.read_results(tmp_path / "a.csv")
+    b = batch.read_results(tmp_path / "a.parquet")
+    assert len(a) == len(b) == len(good) + 1
+    for ra, rb in zip(a, b):
+        assert ra == rb
+    # out-of-focus counts: the A02 wells are blurred by sigma 6
+    n_out = sum(r["in_focus"] is False for r in a)
+    assert sum(v[0] for v in s_csv.out_of_focus.values()) == n_out >= 2
+
+
+def test_existing_out_needs_resume_or_overwrite(plate, tmp_path, sharpness_model, capsys) -> None:
+    folder, good = plate
+    out = tmp_path / "r.csv"
+    out.write_text("precious\n")
+    rc = main(["batch", str(folder), "--out", str(out), "--workers", "0", "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert "--out" in err and "--resume" in err and len(err.splitlines()) == 1
+    assert out.read_text() == "precious\n"
+    rc = main(["batch", str(folder), "--out", str(tmp_path / "r.xlsx"), "--workers", "0"])
+    assert rc == 2 and "--out: expected a .csv or .parquet" in capsys.readouterr().err
+    rc = main(["batch", str(folder), "--out", str(tmp_path / "m.csv"), "--workers", "0",
+               "--model", str(tmp_path / "missing.json")])
+    assert rc == 2 and "model" in capsys.readouterr().err
+    assert not (tmp_path / "m.csv").exists()  # nothing written for a bad model
+
+
+def test_sf_only_without_model(plate, tmp_path) -> None:
+    folder, good = plate
+    s = batch.run_batch([folder], tmp_path / "sf.csv", model=None, workers=0,
+                        progress=False, log=None)
+    rows = [r for r in batch.read_results(tmp_path / "sf.csv") if not r["error"]]
+    assert len(rows) == len(good) + 1
+    assert all(r["sf"] > 0 and r["predicted_level"] is None and r["model"] is None for r in rows)
+    assert s.files_failed == len(BAD)
+    assert "n/a (no model)" in s.format()
+
+
+def test_resume_retry_failed_fixes_error_rows(plate, tmp_path, sharpness_model) -> None:
+    folder, good = plate
+    out = tmp_path / "r.parquet"
+    batch.run_batch([folder], out, model=sharpness_model, workers=0, progress=False, log=None)
+    # the user replaces the corrupt file by a good one and re-runs the failures only
+    tifffile.imwrite(folder / "P1_B02_s1_w1.tif", _cells(np.random.default_rng(1)))
+    s = batch.run_batch([folder], out, model=sharpness_model, workers=0, resume=True,
+                        retry_failed=True, progress=False, log=None)
+    assert s.files_skipped == len(good) and s.files_done == len(BAD)
+    rows = batch.read_results(out)
+    names = [Path(r["file"]).name for r in rows]
+    assert names.count("P1_B02_s1_w1.tif") == 1
+    fixed = next(r for r in rows if r["file"].endswith("P1_B02_s1_w1.tif"))
+    assert fixed["error"] is None and fixed["predicted_level"] is not None
+    assert sum(1 for r in rows if r["error"]) == len(BAD) - 1
+
+
+def test_zstack_mode_finds_the_focus_slice(tmp_path, sharpness_model) -> None:
+    rng = np.random.default_rng(3)
+    sharp = _cells(rng, (168, 168)).astype(np.float32)
+    sigmas = [abs(z - 6) * 1.5 for z in range(11)]
+    stack = np.stack([ndimage.gaussian_filter(sharp, s) if s else sharp for s in sigmas])
+    p = tmp_path / "stack_A03.tif"
+    tifffile.imwrite(p, stack.astype(np.uint16), imagej=True, metadata={"axes": "ZYX", "spacing": 0.5})
+    flat = tmp_path / "single_A04.tif"
+    tifffile.imwrite(flat, sharp.astype(np.uint16))
+    out = tmp_path / "z.csv"
+    s = batch.run_batch([p, flat], out, model=sharpness_model, workers=0, zstack=True,
+                        progress=False, log=None)
+    assert s.exit_code == batch.EXIT_SOME_FAILED
+    rows = {Path(r["file"]).name: r for r in batch.read_results(out)}
+    r = rows["stack_A03.tif"]
+    assert r["best_z_index"] == 6 and r["best_z_um"] == pytest.approx(3.0)
+    assert r["n_slices"] == 11 and r["well"] == "A03" and r["error"] is None
+    ref = assess_image(stack[6].astype(np.uint16), sharpness_model)
+    assert r["predicted_level_at_best"] == ref.predicted_level
+    assert r["in_focus_at_best"] is ref.in_focus
+    assert "not a z-stack" in rows["single_A04.tif"]["error"]
+    # resuming a plane-mode run on a z-stack output is refused clearly
+    with pytest.raises(batch.BatchError, match="--resume"):
+        batch.run_batch([p], out, workers=0, resume=True, progress=False, log=None)
+
+
+def test_zstack_real_widefield_stack(tmp_path) -> None:
+    from conftest import require_shared
+
+    path = require_shared("deconwolf_dapi_widefield_zstack.tif")
+    out = tmp_path / "z.csv"
+    s = batch.run_batch([path], out, model=None, workers=0, zstack=True, progress=False, log=None)
+    (r,) = batch.read_results(out)
+    assert s.exit_code == 0
+    assert r["n_slices"] == 40 and abs(r["best_z_index"] - 19) <= 2  # documented peak z≈19
+    assert r["z_step_um"] == pytest.approx(0.3)
+
+
+# --------------------------------------------------------------------------- kill + resume
+def _count_data_lines(path: Path) -> int:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    return max(data.count(b"\n") - 1, 0)
+
+
+def test_resume_after_kill_no_duplicates(tmp_path, sharpness_model) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(11)
+    n = 150
+    base = [_cells(rng, (336, 336), sigma=s) for s in (0.0, 3.0, 8.0)]
+    for i in range(n):
+        tifffile.imwrite(folder / f"img_{i:04d}.tif", base[i % 3] + np.uint16(i % 7))
+    out = tmp_path / "res.csv"
+    cmd = [sys.executable, "-m", "napari_focusqa", "batch", str(folder), "--out", str(out),
+           "--workers", "0", "--model", str(sharpness_model), "--no-progress"]
+    env = dict(os.environ, FOCUSQA_THREADS="1")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        t0 = time.monotonic()
+        while _count_data_lines(out) < 10 and time.monotonic() - t0 < 60:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)  # no chance to clean up
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = batch.read_results(out)
+    assert 10 <= len(before) < n, "the batch must have been interrupted mid-way"
+    rc = subprocess.run(cmd + ["--resume"], cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=120)
+    assert rc.returncode == 0, rc.stderr
+    assert f"({len(before)} already in the output skipped)" in rc.stdout
+    after = batch.read_results(out)
+    names = [Path(r["file"]).name for r in after]
+    assert len(names) == len(set(names)) == n
+    assert set(names) == {f"img_{i:04d}.tif" for i in range(n)}
+    assert after[: len(before)] == before  # what was written survives unchanged
+    assert all(r["error"] is None and r["predicted_level"] is not None for r in after)
+
+
+# --------------------------------------------------------------------------- dask
+def test_local_cluster_two_processes(plate, tmp_path, sharpness_model) -> None:
+    distributed = pytest.importorskip("distributed")
+    folder, good = plate
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        silence_logs=40,
+    ) as cluster, distributed.Client(cluster) as client:
+        s = batch.run_batch([folder], tmp_path / "d.csv", model=sharpness_model, client=client,
+                            progress=False, log=None, max_in_flight=3)
+        stats = client.run(batch.worker_stats)
+    assert s.files_done == len(good) + len(BAD) and s.files_failed == len(BAD)
+    # each worker process loaded the model (one onnxruntime session) exactly once
+    assert len(stats) == 2 and len({v["pid"] for v in stats.values()}) == 2
+    assert all(v["model_loads"] == 1 and len(v["sessions"]) == 1 for v in stats.values())
+    assert sum(v["files"] for v in stats.values()) == len(good) + len(BAD)
+    assert os.getpid() not in {v["pid"] for v in stats.values()}
+    # same numbers as the serial run
+    batch.run_batch([folder], tmp_path / "s.csv", model=sharpness_model, workers=0,
+                    progress=False, log=None)
+    key = lambda r: (r["file"], r["channel_index"] or 0)  # noqa: E731
+    d = sorted(batch.read_results(tmp_path / "d.csv"), key=key)
+    ser = sorted(batch.read_results(tmp_path / "s.csv"), key=key)
+    assert d == ser
