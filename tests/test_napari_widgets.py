@@ -1,0 +1,200 @@
+"""GUI tests of the napari plugin: real viewer rendered under Xvfb (pytest-xvfb).
+
+Every test drives the real widgets (qtbot clicks), the real core and a real ONNX model
+(the ``sharpness_model`` fixture: Laplacian energy -> 11 levels), on real images from
+``../shared/data`` or the embedded sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import require_shared
+
+pytestmark = pytest.mark.gui
+
+qtpy = pytest.importorskip("qtpy")
+pytest.importorskip("napari")
+
+from qtpy.QtCore import QPoint, Qt  # noqa: E402
+
+from napari_focusqa.core.colors import level_colors, level_colors_uint8  # noqa: E402
+from napari_focusqa.core.patches import make_grid  # noqa: E402
+from napari_focusqa.core.zstack import assess_stack  # noqa: E402
+from napari_focusqa.io import read_image  # noqa: E402
+
+CZI = "czitools_celldivision_2ch_zstack.tif"
+DAPI = "deconwolf_dapi_widefield_zstack.tif"
+
+
+def _widgets(viewer):
+    from napari_focusqa.widgets.assess import AssessWidget
+    from napari_focusqa.widgets.curves import CurvesWidget
+
+    aw = AssessWidget(viewer)
+    cw = CurvesWidget(viewer)
+    viewer.window.add_dock_widget(aw, name="Assess focus", area="right")
+    viewer.window.add_dock_widget(cw, name="Focus curves", area="right")
+    return aw, cw
+
+
+def _click_assess(qtbot, aw, timeout=120_000):
+    qtbot.mouseClick(aw.assess_btn, Qt.MouseButton.LeftButton)
+    assert aw.running or aw.last_error is None
+    qtbot.waitUntil(lambda: not aw.running, timeout=timeout)
+    assert aw.last_error is None, aw.last_error
+
+
+def test_reader_opens_hyperstack_through_npe2(make_napari_viewer):
+    path = require_shared(CZI)
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(path), plugin="napari-focusqa")
+    img = read_image(path)
+    assert len(layers) == 2
+    assert [ly.name for ly in layers] == [
+        "czitools_celldivision_2ch_zstack C0",
+        "czitools_celldivision_2ch_zstack C1",
+    ]
+    for c, ly in enumerate(layers):
+        assert ly.data.shape == (3, 5, 170, 240)  # T, Z, Y, X
+        np.testing.assert_allclose(ly.scale, [1.0, 0.32, img.pixel_size_um, img.pixel_size_um])
+        np.testing.assert_array_equal(np.asarray(ly.data), img.data[:, :, c])
+        meta = ly.metadata["focusqa"]
+        assert meta["source"] == str(path)
+        assert meta["channel_index"] == c
+        assert meta["z_step_um"] == pytest.approx(0.32)
+        assert "czitools" in meta["info"]
+
+
+def test_assess_click_on_real_hyperstack(make_napari_viewer, qtbot, sharpness_model):
+    path = require_shared(CZI)
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-focusqa")
+    aw, cw = _widgets(viewer)
+    aw.set_model(sharpness_model)
+    assert aw.patch_label.text().startswith("84 px")
+    viewer.dims.set_point(0, 1.0)  # time point 1 of the TZYX layers
+    _click_assess(qtbot, aw)
+
+    img = read_image(path)
+    core = assess_stack(img.data[1], sharpness_model, z_step_um=img.z_step_um)
+    grid = make_grid((170, 240), 84)
+    shapes = [ly for ly in viewer.layers if ly.name.endswith(" patches")]
+    assert [ly.name for ly in shapes] == [f"{ly.name} patches" for ly in viewer.layers[:2]]
+    for c, sl in enumerate(shapes):
+        feats = sl.features
+        assert sl.nshapes == 5 * grid.n_patches
+        # every z-slice has one rectangle per patch, at that z (and at time point 1)
+        data = np.asarray(sl.data)
+        assert data.shape == (5 * grid.n_patches, 4, 4)
+        assert np.all(data[:, :, 0] == 1)
+        counts = np.bincount(data[:, 0, 1].astype(int))
+        assert counts.tolist() == [grid.n_patches] * 5
+        np.testing.assert_array_equal(feats["z"].to_numpy(), data[:, 0, 1])
+        # colours: the shared map of (level, certainty)
+        expect = level_colors(feats["level"].to_numpy(), feats["certainty"].to_numpy(), 11)
+        np.testing.assert_allclose(sl.edge_color, expect, atol=1e-6)
+        # the levels are the core's
+        core_levels = np.stack([s.patch_level for s in core.channels[c].slices]).ravel()
+        np.testing.assert_array_equal(feats["level"].to_numpy(), core_levels)
+        probs = feats[[f"p{k}" for k in range(11)]].to_numpy()
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+        assert sl.metadata["focusqa"]["best_z_index"] == core.channels[c].best_z_index
+    assert [e.curve.best_z_index for e in aw.results] == [c.best_z_index for c in core.channels]
+    assert aw.summary.rowCount() == 10
+    for c, ch in enumerate(core.channels):
+        assert f"best z {ch.best_z_index}" in aw.status.text().splitlines()[c]
+    # go to best slice of channel 1: dims z (world axis 1) moves there
+    b = aw.go_to_best(aw.results[1].layer_name)
+    assert viewer.dims.current_step[1] == b == core.channels[1].best_z_index
+
+
+def test_curves_data_click_and_cursor(make_napari_viewer, qtbot, sharpness_model, tmp_path):
+    path = require_shared(DAPI)
+    viewer = make_napari_viewer(show=True)
+    (layer,) = viewer.open(str(path), plugin="napari-focusqa")
+    assert layer.name == "deconwolf_dapi_widefield_zstack [nucleus]"
+    aw, cw = _widgets(viewer)
+    assert aw.stain_of(layer) == "nucleus"
+    aw.set_model(sharpness_model)
+    _click_assess(qtbot, aw)
+
+    img = read_image(path)
+    core = assess_stack(img.data[0], sharpness_model, z_step_um=0.3, stains=["nucleus"])
+    ch = core.channels[0]
+    rec = cw.plotted[layer.name]
+    np.testing.assert_allclose(rec["sf"], ch.sf, rtol=1e-12)
+    line = cw.lines[(0, layer.name)]
+    sf_n = (ch.sf - ch.sf.min()) / np.ptp(ch.sf)
+    np.testing.assert_allclose(line.get_ydata(), sf_n, rtol=1e-9)
+    np.testing.assert_allclose(line.get_xdata(), np.arange(40) * 0.3, atol=1e-9)
+    np.testing.assert_allclose(cw.lines[(1, layer.name)].get_ydata(), ch.expected_level)
+    assert abs(ch.best_z_index - 19) <= 2  # documented focus of this stack
+
+    # click on the plotted point of slice 30 -> the viewer moves to z = 30
+    cw.canvas.draw()
+    target = 30
+    ax = cw.axes[0]
+    px, py = ax.transData.transform((line.get_xdata()[target], line.get_ydata()[target]))
+    ratio = cw.canvas.device_pixel_ratio or 1.0
+    pos = QPoint(int(round(px / ratio)), int(round(cw.canvas.height() - py / ratio)))
+    qtbot.mouseClick(cw.canvas, Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.waitUntil(lambda: viewer.dims.current_step[0] == target, timeout=5000)
+    assert cw.last_clicked == (layer.name, target)
+    # the cursor follows the z slider
+    viewer.dims.set_current_step(0, 7)
+    assert cw.cursor_z_index == 7
+    np.testing.assert_allclose(cw.cursors[0].get_xdata(), [7 * 0.3, 7 * 0.3])
+
+    # exports: figure as PNG/SVG, data as CSV with the core's numbers
+    assert cw.export_figure(tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    assert b"<svg" in cw.export_figure(tmp_path / "c.svg").read_bytes()[:400]
+    import csv
+
+    rows = list(csv.DictReader(open(cw.export_csv(tmp_path / "c.csv"))))
+    assert len(rows) == 40
+    np.testing.assert_allclose([float(r["sf"]) for r in rows], ch.sf, rtol=1e-9)
+    assert [r["best_sf"] for r in rows].index("True") == ch.best_z_index
+    # box-plot mode: one box per stain with all planes
+    cw.mode.setCurrentIndex(1)
+    assert list(cw.plotted) == ["nucleus"] and cw.plotted["nucleus"]["sf"].size == 40
+
+
+def test_screenshot_after_assessment_is_not_blank(make_napari_viewer, qtbot, sharpness_model,
+                                                  tmp_path):
+    from napari_focusqa.io.sample_data import napari_sample
+
+    viewer = make_napari_viewer(show=True)
+    for data, kwargs, _ in napari_sample():
+        viewer.add_image(data, **kwargs)
+    aw, cw = _widgets(viewer)
+    aw.set_model(sharpness_model)
+    _click_assess(qtbot, aw)
+    shapes = viewer.layers["Hoechst 33342 patches"]
+    assert shapes.visible and not viewer.layers["Phalloidin-488 patches"].visible
+    viewer.dims.set_current_step(0, 0)  # most defocused slice: blue-ish borders
+    viewer.reset_view()
+    out = tmp_path / "window.png"
+    shot = viewer.screenshot(str(out), canvas_only=False, flash=False)
+    assert out.stat().st_size > 10_000
+    rgb = shot[..., :3].astype(int)
+    assert rgb.shape[0] > 300 and rgb.shape[1] > 300
+
+    def border_pixels(img):
+        feats = shapes.features[shapes.features["z"] == 0]
+        cols = np.unique(level_colors_uint8(feats["level"], feats["certainty"]), axis=0)
+        hit = np.zeros(img.shape[:2], bool)
+        for c in cols.astype(int):
+            hit |= np.abs(img - c).max(axis=-1) <= 12
+        return int(hit.sum())
+
+    with_borders = border_pixels(rgb)
+    shapes.visible = False
+    without = border_pixels(viewer.screenshot(canvas_only=False, flash=False)[..., :3].astype(int))
+    assert with_borders > 2000, with_borders
+    assert with_borders > 3 * without + 1000, (with_borders, without)
+    # strongly blue (defocused) pixels exist only with the borders on
+    shapes.visible = True
+    red = (rgb[..., 0] > 180) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)
+    blue = (rgb[..., 2] > 150) & (rgb[..., 0] < 90) & (rgb[..., 1] < 150)
+    assert int(red.sum() + blue.sum()) > 1000
