@@ -117,7 +117,7 @@ def fit_shift(z: np.ndarray, b: np.ndarray, cal: Calibration, lo: float, hi: flo
 
 def _fewshot(ctx: _Ctx, cal: Calibration, *, stain: str | None, max_images: int,
              bracket_fwhm: float, fit_offset: bool | None, refine: bool,
-             initial: tuple[float, np.ndarray] | None = None) -> float:
+             adaptive: bool = True, initial: tuple[float, np.ndarray] | None = None) -> float:
     guard, run = ctx.guard, ctx.run
     lim = guard.limits
     scorer = cal.scorer(stain)
@@ -140,10 +140,22 @@ def _fewshot(ctx: _Ctx, cal: Calibration, *, stain: str | None, max_images: int,
     z1 = pts[0][0]
     h = bracket_fwhm * cal.fwhm_um
     min_sep = max(cal.dof_um / 4.0, 1e-3)
-    for cand in (z1 - h, z1 + h):
-        zc = lim.clip(cand)
-        if all(abs(zc - p[0]) > min_sep for p in pts):
-            take(zc)
+    if adaptive:
+        # second point on the side with more travel, third one downhill of the pair
+        side = -1.0 if (z1 - lim.z_min_um) >= (lim.z_max_um - z1) else 1.0
+        z2 = lim.clip(z1 + side * h)
+        if abs(z2 - z1) > min_sep:
+            take(z2)
+            (za, ba), (zb, bb) = pts[0], pts[1]
+            z3 = zb + (zb - za) if bb < ba else za - (zb - za)
+            zc = lim.clip(z3)
+            if all(abs(zc - p[0]) > min_sep for p in pts):
+                take(zc)
+    else:
+        for cand in (z1 - h, z1 + h):
+            zc = lim.clip(cand)
+            if all(abs(zc - p[0]) > min_sep for p in pts):
+                take(zc)
     if len(pts) < 3:  # start at a limit: put the third point half way
         other = max(pts, key=lambda p: abs(p[0] - z1))[0]
         take((z1 + other) / 2.0)
@@ -298,10 +310,10 @@ def predict_distance(img: np.ndarray, model: Any, *, stain: str | None = None,
 
 def _singleshot(ctx: _Ctx, cal: Calibration | None, *, stain: str | None, dof: float | None,
                 min_confidence: float, min_sign_agreement: float,
-                fewshot_kwargs: dict[str, Any]) -> float:
+                fewshot_kwargs: dict[str, Any], distance_model: Any = "auto") -> float:
     guard, run = ctx.guard, ctx.run
     lim = guard.limits
-    model = _find_distance_model("auto")
+    model = _find_distance_model(distance_model)
 
     def fallback(why: str, initial: tuple[float, np.ndarray] | None) -> float:
         run.info["fallback"] = why
@@ -389,11 +401,13 @@ def run_autofocus(
     bracket_fwhm: float = 1.0,
     fit_offset: bool | None = None,
     refine: bool = False,
+    adaptive: bool = True,
     search_range_um: float | None = None,
     tolerance_um: float | None = None,
     metric: str = "sf",
     min_confidence: float = 0.5,
     min_sign_agreement: float = 0.7,
+    distance_model: Any = "auto",
 ) -> AutofocusRun:
     """Run one autofocus search; never leaves the stage at an unplanned place.
 
@@ -415,6 +429,13 @@ def run_autofocus(
         ``on_acquisition(acquisition, image)`` after every image (e.g. GUI updates).
     max_images : int, optional
         Image budget (fewshot 8, classic 40 by default).
+    distance_model : str, path, FocusModel, "auto" or None
+        Single-shot model; "auto" = the installed ``fqa-distance`` (or any distance
+        model), None = none (fallback to fewshot).
+    bracket_fwhm, fit_offset, refine, adaptive
+        Few-shot options: half-width of the first triplet in FWHM; fit a sample offset
+        (default: yes for ``blur:sf``); add one refinement image at the estimate; place
+        the third image downhill of the first two (else symmetric around the start).
 
     Returns
     -------
@@ -445,7 +466,7 @@ def run_autofocus(
                                    "dof_source": calibration.dof_source}
     ctx = _Ctx(guard, run, on_acquisition)
     fs_kwargs = {"max_images": max_images or 8, "bracket_fwhm": bracket_fwhm,
-                 "fit_offset": fit_offset, "refine": refine}
+                 "fit_offset": fit_offset, "refine": refine, "adaptive": adaptive}
     try:
         if method == "fewshot":
             assert calibration is not None
@@ -454,7 +475,7 @@ def run_autofocus(
             chosen = _singleshot(ctx, calibration, stain=stain, dof=dof,
                                  min_confidence=min_confidence,
                                  min_sign_agreement=min_sign_agreement,
-                                 fewshot_kwargs=fs_kwargs)
+                                 fewshot_kwargs=fs_kwargs, distance_model=distance_model)
         else:
             chosen = _classic(ctx, dof=dof, search_range_um=search_range_um,
                               tolerance_um=tolerance_um, max_images=max_images or 40,
