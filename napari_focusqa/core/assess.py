@@ -90,6 +90,11 @@ class FocusResult:
     metrics: dict[str, float] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
 
+    probability: np.ndarray | None = field(init=False, repr=False)
+    patch_certainty: np.ndarray | None = field(init=False, repr=False)
+    patch_level: np.ndarray | None = field(init=False, repr=False)
+    patch_expected_level: np.ndarray | None = field(init=False, repr=False)
+
     def __post_init__(self) -> None:
         if self.probabilities is not None:
             p = np.asarray(self.probabilities, dtype=np.float64)

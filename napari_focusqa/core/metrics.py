@@ -32,26 +32,48 @@ def _f32(image: np.ndarray) -> np.ndarray:
 
 
 def _mean_sq(d: np.ndarray) -> np.ndarray:
-    return np.einsum("...ij,...ij->...", d, d, dtype=np.float64) / (d.shape[-1] * d.shape[-2])
+    """Mean of squares over the last two axes (float32 products, pairwise-summed)."""
+    return np.einsum("...ij,...ij->...", d, d).astype(np.float64) / (d.shape[-1] * d.shape[-2])
+
+
+_BLOCK_ROWS = 128  # rows per cache-friendly block for large 2D images
+
+
+def _diff_energy(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean squared vertical and horizontal neighbour differences (RF², CF²).
+
+    A 2D image is processed in blocks of rows so the float32 temporaries stay in cache
+    (about 3x faster on a 2048² image than whole-array temporaries); stacks and patch
+    grids are vectorised over their leading axes.
+    """
+    arr = np.asarray(image)
+    x = _f32(arr)
+    h, w = x.shape[-2:]
+    if x.ndim == 2 and h > 2 * _BLOCK_ROWS:
+        sr = sc = 0.0
+        for y in range(0, h, _BLOCK_ROWS):
+            a = arr[y : y + _BLOCK_ROWS + 1].astype(np.float32)
+            d = a[1:] - a[:-1]
+            e = a[:_BLOCK_ROWS, 1:] - a[:_BLOCK_ROWS, :-1]
+            sr += float(np.einsum("ij,ij->", d, d))
+            sc += float(np.einsum("ij,ij->", e, e))
+        return np.float64(sr / ((h - 1) * w)), np.float64(sc / (h * (w - 1)))
+    return _mean_sq(np.diff(x, axis=-2)), _mean_sq(np.diff(x, axis=-1))
 
 
 def row_frequency(image: np.ndarray) -> np.ndarray:
     """RF = sqrt( 1/((M-1)N) * sum_{i<M, j} (I(i+1,j) - I(i,j))^2 )."""
-    x = _f32(image)
-    return np.sqrt(_mean_sq(np.diff(x, axis=-2)))
+    return np.sqrt(_diff_energy(image)[0])
 
 
 def column_frequency(image: np.ndarray) -> np.ndarray:
     """CF = sqrt( 1/(M(N-1)) * sum_{i, j<N} (I(i,j+1) - I(i,j))^2 )."""
-    x = _f32(image)
-    return np.sqrt(_mean_sq(np.diff(x, axis=-1)))
+    return np.sqrt(_diff_energy(image)[1])
 
 
 def spatial_frequency(image: np.ndarray) -> np.ndarray:
     """SF = sqrt(RF^2 + CF^2), exactly as in the FluoCLIP paper (raw intensity units)."""
-    x = _f32(image)
-    rf2 = _mean_sq(np.diff(x, axis=-2))
-    cf2 = _mean_sq(np.diff(x, axis=-1))
+    rf2, cf2 = _diff_energy(image)
     return np.sqrt(rf2 + cf2)
 
 
@@ -146,12 +168,14 @@ def power_log_log_slope(image: np.ndarray, nbins: int = 32) -> np.ndarray:
     idx, centers = _radial_bins(h, w, nbins)
     lead = pw.shape[:-2]
     flat = pw.reshape(-1, idx.size)
-    onehot = np.zeros((idx.size, nbins))
     ok = idx >= 0
-    onehot[np.nonzero(ok)[0], idx[ok]] = 1.0
-    counts = onehot.sum(axis=0)
+    nb = flat.shape[0]
+    # radial sums for every image at once: bin index offset by image number
+    bins = (idx[ok][None, :] + nbins * np.arange(nb)[:, None]).ravel()
+    sums = np.bincount(bins, weights=flat[:, ok].ravel(), minlength=nb * nbins)
+    counts = np.bincount(idx[ok], minlength=nbins).astype(np.float64)
     use = counts > 0
-    radial = (flat @ onehot[:, use]) / counts[use]
+    radial = sums.reshape(nb, nbins)[:, use] / counts[use]
     lx = np.log(centers[use])
     with np.errstate(divide="ignore"):
         ly = np.log(np.maximum(radial, 1e-30))

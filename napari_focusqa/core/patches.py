@@ -99,7 +99,7 @@ class PatchGrid:
             )
         p = self.patch_size
         win = np.lib.stride_tricks.sliding_window_view(arr, (p, p), axis=(-2, -1))
-        return np.ascontiguousarray(win[..., self.row_starts, :, :, :][..., self.col_starts, :, :])
+        return np.ascontiguousarray(win[..., self.row_starts[:, None], self.col_starts[None, :], :, :])
 
     def to_dict(self) -> dict[str, Any]:
         return {

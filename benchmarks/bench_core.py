@@ -1,0 +1,74 @@
+"""Core speed: every focus measure on a 2048² uint16 image, whole image and per patch.
+
+Usage: python benchmarks/bench_core.py [--repeat N] [--threads N]
+Prints a table of the median wall time (ms) over N runs. Target: SF <= 15 ms whole image
+on one core. Set OMP/OPENBLAS threads with --threads (default 1) before numpy loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--size", type=int, default=2048)
+    args = ap.parse_args()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import numpy as np
+
+    from napari_focusqa.core import metrics
+    from napari_focusqa.core.model import default_model_id, load_model
+    from napari_focusqa.core.patches import make_grid
+    from napari_focusqa.io.sample_data import make_sample_stack
+
+    rng = np.random.default_rng(0)
+    tile = make_sample_stack().data[0, 10, 1]
+    reps = -(-args.size // tile.shape[0]), -(-args.size // tile.shape[1])
+    img = np.tile(tile, reps)[: args.size, : args.size].astype(np.uint16)
+    img = (img + rng.poisson(5, img.shape)).astype(np.uint16)
+    grid = make_grid(img.shape, 84)
+
+    def timeit(fn) -> float:  # type: ignore[no-untyped-def]
+        fn()
+        ts = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        return 1000 * float(np.median(ts))
+
+    t_extract = timeit(lambda: grid.extract(img))
+    patches = grid.extract(img)
+    print(f"image {args.size}x{args.size} uint16, {grid.rows}x{grid.cols} = {grid.n_patches} "
+          f"patches of 84 px, {args.threads} thread(s), median of {args.repeat}")
+    print(f"patch extraction: {t_extract:.1f} ms")
+    print(f"{'metric':<22}{'whole image (ms)':>18}{'per patch grid (ms)':>22}")
+    print("-" * 62)
+    for name in metrics.METRICS:
+        tw = timeit(lambda n=name: metrics.compute(n, img))
+        tp = timeit(lambda n=name: metrics.compute(n, patches))
+        print(f"{name:<22}{tw:>18.1f}{tp:>22.1f}")
+    mid = default_model_id()
+    if mid:
+        for threads in (1, 2):
+            from napari_focusqa.core.model import FocusModel
+
+            base = load_model(mid)
+            m = FocusModel(card=base.card, onnx_path=base.onnx_path, threads=threads)
+            flat = patches.reshape(-1, 84, 84)
+            t = timeit(lambda m=m: m.predict_proba(flat))
+            print(f"model {mid} on {grid.n_patches} patches, {threads} thread(s): {t:.1f} ms")
+    else:
+        print("no levels model installed: model timing skipped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
