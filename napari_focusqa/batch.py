@@ -654,6 +654,7 @@ def run_batch(
     retry_failed: bool = False,
     progress: bool = True,
     max_in_flight: int | None = None,
+    worker_threads: int | None = None,
     log: Callable[[str], None] | None = print,
 ) -> BatchSummary:
     """Assess many files and write a results table incrementally.
@@ -684,6 +685,9 @@ def run_batch(
         refused so that results are never lost by accident).
     max_in_flight : int, optional
         Files submitted at once (default 4 per worker): bounds memory.
+    worker_threads : int, optional
+        onnxruntime threads per worker (default: CPU cores // workers for the local
+        cluster; onnxruntime's own default on an external scheduler/client).
 
     Raises
     ------
@@ -720,7 +724,7 @@ def run_batch(
         else:
             from distributed import Client, LocalCluster
 
-            threads = None
+            threads = worker_threads
             if client is None and scheduler is None:
                 n = workers or (os.cpu_count() or 1)
                 cluster = LocalCluster(
@@ -728,7 +732,7 @@ def run_batch(
                     dashboard_address=None, silence_logs=40,
                 )
                 own_client = client = Client(cluster)
-                threads = max(1, (os.cpu_count() or 1) // n)
+                threads = threads or max(1, (os.cpu_count() or 1) // n)
                 summary.workers = f"dask LocalCluster ({n} worker processes)"
             else:
                 if client is None:
