@@ -18,6 +18,7 @@ pytest.importorskip("napari")
 
 from qtpy.QtCore import QPoint, Qt  # noqa: E402
 
+from napari_focusqa.core.assess import assess_image  # noqa: E402
 from napari_focusqa.core.colors import level_colors, level_colors_uint8  # noqa: E402
 from napari_focusqa.core.patches import make_grid  # noqa: E402
 from napari_focusqa.core.zstack import assess_stack  # noqa: E402
@@ -198,3 +199,80 @@ def test_screenshot_after_assessment_is_not_blank(make_napari_viewer, qtbot, sha
     red = (rgb[..., 0] > 180) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)
     blue = (rgb[..., 2] > 150) & (rgb[..., 0] < 90) & (rgb[..., 1] < 150)
     assert int(red.sum() + blue.sum()) > 1000
+
+
+def test_sample_data_sf_only_and_2d(make_napari_viewer, qtbot, sharpness_model):
+    viewer = make_napari_viewer()
+    layers = viewer.open_sample("napari-focusqa", "multistain_zstack")
+    assert [ly.name for ly in layers] == ["Hoechst 33342", "Phalloidin-488"]
+    aw, cw = _widgets(viewer)
+    assert [aw.stain_of(ly) for ly in layers] == ["nucleus", "actin"]
+    # SF only: curves, no patch layers; best slices are the sample's designed foci
+    aw.set_model(None)
+    _click_assess(qtbot, aw)
+    assert not [ly for ly in viewer.layers if ly.name.endswith("patches")]
+    assert [e.curve.best_z_index for e in aw.results] == [10, 11]
+    assert len(cw.axes) == 1 and cw.lines[(0, "Hoechst 33342")].get_xdata()[-1] == 10.0
+    # one channel, stain overridden, 2D image added next to the stack
+    plane = np.asarray(layers[0].data[10])
+    viewer.add_image(plane, name="plane")
+    aw.set_selected_layers(["plane"])
+    aw.set_stain("plane", "tubulin")
+    aw.set_model(sharpness_model)
+    _click_assess(qtbot, aw)
+    (sl,) = [ly for ly in viewer.layers if ly.name == "plane patches"]
+    grid = make_grid(plane.shape, 84)
+    assert sl.ndim == 2 and sl.nshapes == grid.n_patches
+    assert aw.results[0].curve.stain == "tubulin"
+    assert aw.results[0].z_axis is None
+    core = assess_image(plane, sharpness_model)
+    np.testing.assert_array_equal(sl.features["level"].to_numpy(), core.patch_level.ravel())
+
+
+def test_bad_input_and_cancel(make_napari_viewer, qtbot, sharpness_model):
+    viewer = make_napari_viewer()
+    aw, _ = _widgets(viewer)
+    qtbot.mouseClick(aw.assess_btn, Qt.MouseButton.LeftButton)
+    assert "No image layer" in aw.last_error and not aw.running
+    viewer.add_image(np.zeros((64, 64, 3), np.uint8), name="photo", rgb=True)
+    qtbot.mouseClick(aw.assess_btn, Qt.MouseButton.LeftButton)
+    assert "RGB" in aw.last_error and "'photo'" in aw.last_error
+    with pytest.raises(Exception, match="stain"):
+        aw.set_stain("photo", "glitter")
+    viewer.layers.clear()
+    # an image smaller than one patch: the core's error is shown, nothing is added
+    viewer.add_image(np.ones((10, 50, 50), np.uint16), name="tiny")
+    aw.set_model(sharpness_model)
+    qtbot.mouseClick(aw.assess_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not aw.running, timeout=30_000)
+    assert "smaller than one 84x84 patch" in aw.last_error
+    assert [ly.name for ly in viewer.layers] == ["tiny"]
+    viewer.layers.clear()
+    # a long stack; Cancel right after starting: no result, no layers, button re-enabled
+    rng = np.random.default_rng(0)
+    viewer.add_image(rng.integers(0, 4000, (60, 512, 512), dtype=np.uint16), name="big")
+    aw.set_model(sharpness_model)
+    qtbot.mouseClick(aw.assess_btn, Qt.MouseButton.LeftButton)
+    assert aw.running and aw.cancel_btn.isEnabled() and not aw.assess_btn.isEnabled()
+    qtbot.mouseClick(aw.cancel_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not aw.running, timeout=60_000)
+    assert aw.last_error == "Cancelled"
+    assert [ly.name for ly in viewer.layers] == ["big"] and aw.results == []
+    assert aw.assess_btn.isEnabled() and not aw.cancel_btn.isEnabled()
+    assert aw.progress_bar.value() < 60
+
+
+def test_drop_several_files(make_napari_viewer, tmp_path):
+    path = require_shared("deconwolf_dapi_widefield_zstack.tif")
+    stack = read_image(path).data[0, :, 0]
+    a, b = tmp_path / "a.tif", tmp_path / "b.ome.tif"
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(a, stack[:10], imagej=True, metadata={"axes": "ZYX", "spacing": 0.3})
+    tifffile.imwrite(b, stack[10:20], ome=True, metadata={"axes": "ZYX", "PhysicalSizeZ": 0.3,
+                                                          "PhysicalSizeX": 0.13})
+    viewer = make_napari_viewer()
+    layers = viewer.open([str(a), str(b)], plugin="napari-focusqa")
+    assert [ly.name for ly in layers] == ["a", "b"]
+    assert layers[0].scale[0] == pytest.approx(0.3) and layers[1].scale[0] == pytest.approx(0.3)
+    assert layers[1].scale[1] == pytest.approx(0.13)
+    np.testing.assert_array_equal(np.asarray(layers[1].data), stack[10:20])

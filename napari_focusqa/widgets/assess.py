@@ -87,11 +87,22 @@ def _card_for(model: str | None) -> dict[str, Any] | None:
     return None
 
 
-def compute(jobs: list[_Job], model: Any, cancel: threading.Event, report: Any) -> list:
+def compute(jobs: list[_Job], model: Any, cancel: threading.Event, report: Any) -> tuple:
     """Worker body: core assessment + overlay construction for every job.
 
-    Returns a list of ``(job, StackResult, napari Shapes layer or None)``.
+    Returns ``("ok", [(job, StackResult, napari Shapes layer or None), ...])``,
+    ``("cancelled", None)`` or ``("error", message)`` for bad input (FocusQAError), so
+    expected outcomes never surface as exceptions in the Qt event loop.
     """
+    try:
+        return "ok", _compute(jobs, model, cancel, report)
+    except Cancelled:
+        return "cancelled", None
+    except FocusQAError as exc:
+        return "error", str(exc)
+
+
+def _compute(jobs: list[_Job], model: Any, cancel: threading.Event, report: Any) -> list:
     from napari_focusqa.core.model import load_model
     from napari_focusqa.core.zstack import assess_stack
 
@@ -330,6 +341,9 @@ class AssessWidget(QWidget):
 
     def _refresh_layers(self, *_: Any) -> None:
         self._remember_table()
+        self._rebuild_table()
+
+    def _rebuild_table(self) -> None:
         layers = self.image_layers()
         t = self.layers_table
         t.blockSignals(True)
@@ -387,9 +401,11 @@ class AssessWidget(QWidget):
         missing = [n for n in names if n not in known]
         if missing:
             raise FocusQAError(f"names: no image layer called {missing} (have {sorted(known)})")
-        self._checked = {n: n in names for n in known}
+        self.all_channels.blockSignals(True)
         self.all_channels.setChecked(False)
-        self._refresh_layers()
+        self.all_channels.blockSignals(False)
+        self._checked = {n: n in names for n in known}
+        self._rebuild_table()
 
     def set_stain(self, layer_name: str, stain: str) -> None:
         """Override the stain of one channel."""
@@ -397,6 +413,7 @@ class AssessWidget(QWidget):
             raise FocusQAError(f"stain: expected one of {STAIN_CLASSES}, got {stain!r}")
         self._stains[layer_name] = stain
         self._refresh_layers()
+        self.layers_table.viewport().update()
 
     def selected_layers(self) -> list[Any]:
         layers = self.image_layers()
@@ -494,13 +511,7 @@ class AssessWidget(QWidget):
             self._pbar.refresh()
 
     def _on_errored(self, exc: BaseException) -> None:
-        if isinstance(exc, Cancelled):
-            self.last_error = "Cancelled"
-            self.status.setStyleSheet("")
-            self.status.setText("Cancelled: no results were changed")
-        else:
-            msg = str(exc) if isinstance(exc, FocusQAError) else f"{type(exc).__name__}: {exc}"
-            self._show_error(msg)
+        self._show_error(f"{type(exc).__name__}: {exc}")
 
     def _on_finished(self) -> None:
         self.worker = None
@@ -515,7 +526,16 @@ class AssessWidget(QWidget):
         self.status.setStyleSheet("color: #e06060")
         self.status.setText(msg)
 
-    def _on_returned(self, out: list) -> None:
+    def _on_returned(self, outcome: tuple) -> None:
+        status, out = outcome
+        if status == "cancelled":
+            self.last_error = "Cancelled"
+            self.status.setStyleSheet("")
+            self.status.setText("Cancelled: no results were changed")
+            return
+        if status == "error":
+            self._show_error(str(out))
+            return
         entries = []
         best_bits = []
         n_shown = 0
