@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_focusqa.core.assess import RECORD_COLUMNS
-from napari_focusqa.core.errors import FocusQAError
+from napari_focusqa.core.errors import Cancelled, FocusQAError
 
 #: exit code when the batch finished but at least one input file failed
 EXIT_SOME_FAILED = 3
@@ -655,6 +655,8 @@ def run_batch(
     progress: bool = True,
     max_in_flight: int | None = None,
     worker_threads: int | None = None,
+    on_result: Callable[[dict[str, Any], BatchSummary], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
     log: Callable[[str], None] | None = print,
 ) -> BatchSummary:
     """Assess many files and write a results table incrementally.
@@ -729,7 +731,7 @@ def run_batch(
                 n = workers or (os.cpu_count() or 1)
                 cluster = LocalCluster(
                     n_workers=n, threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=40,
+                    dashboard_address=":0", silence_logs=40,
                 )
                 own_client = client = Client(cluster)
                 threads = threads or max(1, (os.cpu_count() or 1) // n)
@@ -748,8 +750,13 @@ def run_batch(
             bar = tqdm(total=len(todo), unit="file", file=sys.stderr, dynamic_ncols=True,
                        desc="focusqa batch")
         for res in results:
-            sink.write([normalise_row(r, columns) for r in res["rows"]])
+            res["rows"] = [normalise_row(r, columns) for r in res["rows"]]
+            sink.write(res["rows"])
             summary.add(res, zstack)
+            if on_result is not None:
+                on_result(res, summary)
+            if cancel is not None and cancel():
+                raise Cancelled(f"batch cancelled after {summary.files_done} files")
             if bar is not None:
                 bar.update(1)
                 if summary.files_failed:

@@ -299,12 +299,22 @@ def test_local_cluster_two_processes(plate, tmp_path, sharpness_model) -> None:
     distributed = pytest.importorskip("distributed")
     folder, good = plate
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
         silence_logs=40,
     ) as cluster, distributed.Client(cluster) as client:
         s = batch.run_batch([folder], tmp_path / "d.csv", model=sharpness_model, client=client,
                             progress=False, log=None, max_in_flight=3)
         stats = client.run(batch.worker_stats)
+        # the multi-node path: the CLI connects to a running scheduler by address
+        rc = main(["batch", str(folder / "P1_A0*_s1_w1.tif"), "--out", str(tmp_path / "c.parquet"),
+                   "--scheduler", cluster.scheduler_address, "--model", str(sharpness_model),
+                   "--no-progress"])
+        stats_after = client.run(batch.worker_stats)
+    assert rc == 0
+    assert [Path(r["file"]).name for r in sorted(batch.read_results(tmp_path / "c.parquet"),
+                                                 key=lambda r: r["file"])] == [
+        "P1_A01_s1_w1.tif", "P1_A02_s1_w1.tif"]
+    assert all(v["model_loads"] == 1 for v in stats_after.values())  # still one session each
     assert s.files_done == len(good) + len(BAD) and s.files_failed == len(BAD)
     # each worker process loaded the model (one onnxruntime session) exactly once
     assert len(stats) == 2 and len({v["pid"] for v in stats.values()}) == 2
@@ -318,3 +328,26 @@ def test_local_cluster_two_processes(plate, tmp_path, sharpness_model) -> None:
     d = sorted(batch.read_results(tmp_path / "d.csv"), key=key)
     ser = sorted(batch.read_results(tmp_path / "s.csv"), key=key)
     assert d == ser
+
+
+def test_cancel_keeps_rows_and_resume_completes(plate, tmp_path, sharpness_model) -> None:
+    from napari_focusqa.core.errors import Cancelled
+
+    folder, good = plate
+    out = tmp_path / "c.csv"
+    seen: list[str] = []
+
+    def on_result(res, summary) -> None:
+        seen.append(res["file"])
+        assert summary.files_done == len(seen)
+        assert all(set(r) == set(batch.PLANE_COLUMNS) for r in res["rows"])
+
+    with pytest.raises(Cancelled, match="after 2 files"):
+        batch.run_batch([folder], out, model=sharpness_model, workers=0, progress=False,
+                        log=None, on_result=on_result, cancel=lambda: len(seen) >= 2)
+    assert {r["file"] for r in batch.read_results(out)} == set(seen)
+    s = batch.run_batch([folder], out, model=sharpness_model, workers=0, resume=True,
+                        progress=False, log=None)
+    assert s.files_skipped == 2 and s.files_done == len(good) + len(BAD) - 2
+    files = [r["file"] for r in batch.read_results(out)]
+    assert len(set(files)) == len(good) + len(BAD)
