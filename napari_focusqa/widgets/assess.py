@@ -57,7 +57,7 @@ class _Job:
     """One image layer to assess (prepared on the main thread, run in the worker)."""
 
     layer_name: str
-    stack: np.ndarray  # (Z, Y, X)
+    stack: Any  # (Z, Y, X) array-like (numpy or dask), read in the worker
     stain: str
     z_step_um: float | None
     leading: tuple[int, ...]
@@ -116,8 +116,9 @@ def _compute(jobs: list[_Job], model: Any, cancel: threading.Event, report: Any)
         def prog(done: int, _tot: int, base: int = base) -> None:
             report(base + done, total)
 
+        stack = np.asarray(job.stack)
         sr = assess_stack(
-            job.stack,
+            stack,
             fm,
             z_step_um=job.z_step_um,
             channel_names=[job.layer_name],
@@ -447,9 +448,9 @@ class AssessWidget(QWidget):
             idx = np.clip(idx, 0, np.asarray(data.shape[: nd - 3]) - 1)
             leading = tuple(int(i) for i in idx)
             data = data[leading]
-        arr = np.asarray(data)
-        two_d = arr.ndim == 2
-        stack = arr[None] if two_d else arr
+        # no np.asarray here: a lazy (dask) layer is only read in the worker thread
+        two_d = data.ndim == 2
+        stack = data[None] if two_d else data
         z_step = meta.get("z_step_um")
         if z_step is None and not two_d and scale[-3] != 1.0:
             z_step = scale[-3]
