@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from napari_focusqa.core.errors import FocusQAError
+from napari_focusqa.core.errors import FocusQAError, ImageError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -66,10 +66,12 @@ def plane_results(path: str, model: Any, *, metrics: Sequence[str] = ("sf",)) ->
                 }
                 if t_n > 1:
                     src["t_index"] = t
-                results.append(
-                    (img.data[t, z, c], assess_image(img.data[t, z, c], model, stain=stains[c],
-                                                     metrics=metrics, source=src))
-                )
+                try:
+                    res = assess_image(img.data[t, z, c], model, stain=stains[c],
+                                       metrics=metrics, source=src)
+                except ImageError as exc:
+                    raise ImageError(f"{path}: {exc}") from exc
+                results.append((img.data[t, z, c], res))
     return results
 
 
@@ -117,14 +119,18 @@ def stack_result_for(path: str, model: Any, channel: int | None = None) -> Any:
     img = read_image(path)
     if img.n_slices < 2:
         raise CLIError(f"{path}: not a z-stack (1 slice); use `focusqa assess`")
-    return assess_stack(
-        img.zcyx(0),
-        model,
-        z_step_um=img.z_step_um,
-        channel_names=img.channel_names,
-        channels=None if channel is None else [channel],
-        source={"file": path},
-    )
+    try:
+        return assess_stack(
+            img.zcyx(0),
+            model,
+            z_step_um=img.z_step_um,
+            channel_names=img.channel_names,
+            stains=img.stains,
+            channels=None if channel is None else [channel],
+            source={"file": path},
+        )
+    except ImageError as exc:
+        raise ImageError(f"{path}: {exc}") from exc
 
 
 def cmd_zstack(args: argparse.Namespace) -> int:

@@ -175,13 +175,11 @@ def test_extreme_integer_values_stay_finite() -> None:
     assert np.isfinite(assess_image(big, None).sf)
 
 
-@pytest.mark.xfail(strict=True, reason="core/metrics.py: PLLS overflows float32 power for huge values -> NaN")
 def test_plls_of_huge_values_is_finite() -> None:
     big = np.where(BASE > 50, np.iinfo(np.int64).max, 0)
     assert np.isfinite(assess_image(big, None, metrics=("plls",)).metrics["plls"])
 
 
-@pytest.mark.xfail(strict=True, reason="core/metrics.py: metric functions return NaN silently for NaN/inf input")
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_metrics_refuse_non_finite_input(bad) -> None:
     img = BASE.copy()
@@ -249,7 +247,6 @@ def test_assess_stack_bad_arguments(sharpness_model) -> None:
         assess_stack(stack, None, channels=[3])
 
 
-@pytest.mark.xfail(strict=True, reason="core/zstack.py: a 0-slice stack is accepted; the error only comes later from best_z_index/to_dict")
 def test_assess_stack_zero_slices_refused_up_front() -> None:
     with pytest.raises(ImageError, match="stack: no slices"):
         assess_stack(np.zeros((0, 100, 120)), None)
@@ -364,7 +361,6 @@ def test_cli_bad_model_exit_2_one_line(case, bad_models, tmp_path, capsys) -> No
     assert __import__("re").search(match, err)
 
 
-@pytest.mark.xfail(strict=True, reason="core/model.py validate_card: non-integer patch_size / num_classes crash with ValueError/TypeError")
 @pytest.mark.parametrize("field_value", [("patch_size", "abc"), ("num_classes", None)])
 def test_card_fields_with_wrong_types(field_value, tmp_path, sharpness_model) -> None:
     key, value = field_value
@@ -518,7 +514,6 @@ def test_cli_assess_matrix(name, reader_files, sharpness_model, capsys) -> None:
             assert 0.0 <= r["mean_certainty"] <= 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="cli.plane_results: core ImageError messages do not name the file")
 @pytest.mark.parametrize("name", ["nan.tif", "1x1.tif", "small.tif"])
 def test_cli_errors_from_the_core_name_the_file(name, reader_files, sharpness_model, capsys) -> None:
     rc = main(["assess", str(reader_files[name]), "--model", str(sharpness_model)])
@@ -538,7 +533,6 @@ def test_cli_subprocess_truncated_tiff_exit_2(reader_files) -> None:
     assert len(lines) == 1 and "truncated.tif" in lines[0] and "Traceback" not in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="io/reader.py: tifffile logs a warning line to stderr for a corrupt IFD offset")
 def test_cli_subprocess_corrupt_header_one_line(reader_files) -> None:
     r = _run_cli("assess", str(reader_files["bad-ifd.tif"]), "--model", "none")
     assert r.returncode == 2

@@ -28,7 +28,13 @@ def _f32(image: np.ndarray) -> np.ndarray:
         raise ImageError(f"image: expected a real numeric array, got dtype {arr.dtype}")
     if arr.shape[-1] < 3 or arr.shape[-2] < 3:
         raise ImageError(f"image: need at least 3x3 pixels for focus measures, got {arr.shape[-2:]}")
-    return arr.astype(np.float32, copy=False)
+    # 8/16-bit and float images compute in float32 (fast); 32/64-bit integers can
+    # exceed float32's range once squared, so they compute in float64
+    wide = arr.dtype.kind in "iu" and arr.dtype.itemsize > 2
+    out = arr.astype(np.float64 if wide else np.float32, copy=False)
+    if out.dtype.kind == "f" and not np.isfinite(out).all():
+        raise ImageError("image: contains NaN or infinite values (or values beyond float32)")
+    return out
 
 
 def _mean_sq(d: np.ndarray) -> np.ndarray:
@@ -52,7 +58,7 @@ def _diff_energy(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if x.ndim == 2 and h > 2 * _BLOCK_ROWS:
         sr = sc = 0.0
         for y in range(0, h, _BLOCK_ROWS):
-            a = arr[y : y + _BLOCK_ROWS + 1].astype(np.float32)
+            a = arr[y : y + _BLOCK_ROWS + 1].astype(x.dtype)
             d = a[1:] - a[:-1]
             e = a[:_BLOCK_ROWS, 1:] - a[:_BLOCK_ROWS, :-1]
             sr += float(np.einsum("ij,ij->", d, d))
@@ -108,7 +114,7 @@ def variance_of_laplacian(image: np.ndarray) -> np.ndarray:
     """Variance of the 4-neighbour Laplacian."""
     lap = _laplacian(_f32(image))
     m = lap.mean(axis=(-2, -1), dtype=np.float64)
-    return np.maximum(_mean_sq(lap) - m * m, 0.0)
+    return _mean_sq(lap - m[..., None, None].astype(lap.dtype))
 
 
 def sum_modified_laplacian(image: np.ndarray) -> np.ndarray:
@@ -124,7 +130,8 @@ def normalized_variance(image: np.ndarray) -> np.ndarray:
     """Variance divided by mean intensity; 0 where the mean is <= 0."""
     x = _f32(image)
     m = x.mean(axis=(-2, -1), dtype=np.float64)
-    var = np.maximum(_mean_sq(x) - m * m, 0.0)
+    d = x - m[..., None, None].astype(x.dtype)  # centred first: exact 0 for flat images
+    var = _mean_sq(d)
     return np.where(m > 0, var / np.where(m > 0, m, 1.0), 0.0)
 
 
@@ -161,7 +168,7 @@ def power_log_log_slope(image: np.ndarray, nbins: int = 32) -> np.ndarray:
     from focus (its known weakness; Yang et al. report a patch-level F-score of 0.60).
     A flat image gives 0.0.
     """
-    x = _f32(image)
+    x = _f32(image).astype(np.float64)  # power of 16-bit+ images overflows float32
     h, w = x.shape[-2:]
     x = x - x.mean(axis=(-2, -1), keepdims=True)
     pw = np.abs(np.fft.rfft2(x)) ** 2

@@ -245,8 +245,15 @@ def validate_card(card: Any, card_path: Path) -> Path:
         raise ModelCardError(
             f"model card {card_path}: task must be one of {TASKS}, got {card['task']!r}"
         )
-    if card["task"] != "distance" and int(card.get("num_classes", 0)) < 2:
-        raise ModelCardError(f"model card {card_path}: num_classes must be >= 2")
+    ps = card["patch_size"]
+    if isinstance(ps, bool) or not isinstance(ps, int) or ps < 8:
+        raise ModelCardError(f"model card {card_path}: patch_size must be an integer >= 8, got {ps!r}")
+    if card["task"] != "distance":
+        k = card.get("num_classes")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise ModelCardError(
+                f"model card {card_path}: num_classes must be an integer >= 2, got {k!r}"
+            )
     method = (card["input_normalisation"] or {}).get("method")
     if method not in NORMALISATIONS:
         raise ModelCardError(

@@ -10,7 +10,10 @@ from napari_focusqa.core.errors import ImageError
 
 
 def as_image2d(image: Any, *, name: str = "image", min_size: int = 2) -> np.ndarray:
-    """Return ``image`` as a C-contiguous float32 2D array or raise :class:`ImageError`.
+    """Return ``image`` as a C-contiguous 2D array or raise :class:`ImageError`.
+
+    Integers keep their dtype, bool becomes uint8, floats become float32 (values beyond
+    float32's range count as infinite).
 
     Accepts any real integer, bool or float dtype. Refuses complex data, NaN/inf,
     RGB(A) and anything that is not 2D, naming ``name`` in the message.
@@ -30,8 +33,13 @@ def as_image2d(image: Any, *, name: str = "image", min_size: int = 2) -> np.ndar
             f"{name}: image of shape {arr.shape} is too small (need at least "
             f"{min_size}x{min_size} pixels)"
         )
-    out = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(out).all():
-        bad = "NaN" if np.isnan(out).any() else "infinite"
-        raise ImageError(f"{name}: contains {bad} values; focus is undefined there")
-    return out
+    if arr.dtype.kind == "b":
+        return np.ascontiguousarray(arr, dtype=np.uint8)
+    if arr.dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            out = np.ascontiguousarray(arr, dtype=np.float32)
+        if not np.isfinite(out).all():
+            bad = "NaN" if np.isnan(out).any() else "infinite"
+            raise ImageError(f"{name}: contains {bad} values; focus is undefined there")
+        return out
+    return np.ascontiguousarray(arr)

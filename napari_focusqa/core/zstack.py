@@ -171,6 +171,8 @@ def assess_stack(
 
     zcyx = as_zcyx(stack, channel_axis)
     nz, nc = zcyx.shape[:2]
+    if nz == 0 or nc == 0:
+        raise ImageError(f"stack: no slices (shape {zcyx.shape} as Z, C, Y, X)")
     if z_step_um is not None and not (np.isfinite(z_step_um) and z_step_um > 0):
         raise ImageError(f"z_step_um: expected a positive number, got {z_step_um!r}")
     names = list(channel_names) if channel_names is not None else [None] * nc

@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 import ast
+import contextlib
+import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,7 +182,24 @@ def _imagej_meta(tif: Any, n_channels: int) -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """tifffile logs warnings for damaged files; we raise one clear error instead."""
+    log = logging.getLogger("tifffile")
+    old = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(old)
+
+
 def read_tiff(path: str) -> ImageData:
+    with _quiet_tifffile():
+        return _read_tiff(path)
+
+
+def _read_tiff(path: str) -> ImageData:
     import tifffile
 
     try:
