@@ -63,7 +63,7 @@ def _diff_energy(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             e = a[:_BLOCK_ROWS, 1:] - a[:_BLOCK_ROWS, :-1]
             sr += float(np.einsum("ij,ij->", d, d))
             sc += float(np.einsum("ij,ij->", e, e))
-        return np.float64(sr / ((h - 1) * w)), np.float64(sc / (h * (w - 1)))
+        return np.asarray(sr / ((h - 1) * w)), np.asarray(sc / (h * (w - 1)))
     return _mean_sq(np.diff(x, axis=-2)), _mean_sq(np.diff(x, axis=-1))
 
 
