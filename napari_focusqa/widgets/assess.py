@@ -218,7 +218,9 @@ class AssessWidget(QWidget):
         hh = self.layers_table.horizontalHeader()
         hh.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.layers_table.setMaximumHeight(130)
+        self.layers_table.verticalHeader().setDefaultSectionSize(24)
+        self.layers_table.setMinimumHeight(80)
+        self.layers_table.setMaximumHeight(140)
         self.layers_table.itemChanged.connect(self._on_item_changed)
         bl.addWidget(self.layers_table)
         lay.addWidget(box)
@@ -571,6 +573,9 @@ class AssessWidget(QWidget):
             bm = curve.best_z_index_model
             model_txt = f", model: z {bm}" if bm is not None else ""
             best_bits.append(f"{job.layer_name}: best z {b}{um} by SF{model_txt}")
+        first = next((e.shapes_layer_name for e in entries if e.shapes_layer_name), None)
+        if first is not None:
+            self.viewer.layers.selection.active = self.viewer.layers[first]
         self.results = entries
         self.store.set(entries)
         self._fill_summary()
