@@ -244,8 +244,9 @@ def calibration_from_scores(
     else:
         dof, dof_src = f["fwhm"] / 2.0, "fwhm/2"
     moffat = {k: f[k] for k in ("z0", "amp", "base", "alpha", "beta", "fwhm", "r2")}
+    centre = f["z0"]
     return Calibration(
-        score_name=best, z_um=z - f["z0"], blur=bb, moffat=moffat, dof_um=float(dof),
+        score_name=best, z_um=z - centre, blur=bb, moffat=moffat, dof_um=float(dof),
         dof_source=dof_src, model_ref=(model_refs or {}).get(best),
         optics=None if optics is None else optics.to_dict(), source=dict(source or {}),
         score_choice=choice,

@@ -147,7 +147,7 @@ def _fewshot(ctx: _Ctx, cal: Calibration, *, stain: str | None, max_images: int,
         if abs(z2 - z1) > min_sep:
             take(z2)
             (za, ba), (zb, bb) = pts[0], pts[1]
-            z3 = zb + (zb - za) if bb < ba else za - (zb - za)
+            z3 = zb + (zb - za) / GOLDEN if bb < ba else za - (zb - za) / GOLDEN
             zc = lim.clip(z3)
             if all(abs(zc - p[0]) > min_sep for p in pts):
                 take(zc)
