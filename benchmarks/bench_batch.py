@@ -73,8 +73,11 @@ def _child(args: argparse.Namespace) -> None:
         from distributed import Client, LocalCluster
 
         n = int(args.child)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=40)
+        import dask
+
+        with dask.config.set(batch.WORKER_MALLOC_CONFIG):  # as run_batch's own LocalCluster
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0", silence_logs=40)
         client = Client(cluster)
         threads = max(1, (os.cpu_count() or 1) // n)
         if model is not None:  # load the model on every worker before timing the run
