@@ -225,6 +225,10 @@ def test_sample_data_sf_only_and_2d(make_napari_viewer, qtbot, sharpness_model):
     assert sl.ndim == 2 and sl.nshapes == grid.n_patches
     assert aw.results[0].curve.stain == "tubulin"
     assert aw.results[0].z_axis is None
+    # the curves keep every assessed channel; deleting a layer drops its results
+    assert list(cw.plotted) == ["Hoechst 33342", "Phalloidin-488", "plane"]
+    viewer.layers.remove("plane")
+    assert aw.results == [] and list(cw.plotted) == ["Hoechst 33342", "Phalloidin-488"]
     core = assess_image(plane, sharpness_model)
     np.testing.assert_array_equal(sl.features["level"].to_numpy(), core.patch_level.ravel())
 
@@ -276,3 +280,11 @@ def test_drop_several_files(make_napari_viewer, tmp_path):
     assert layers[0].scale[0] == pytest.approx(0.3) and layers[1].scale[0] == pytest.approx(0.3)
     assert layers[1].scale[1] == pytest.approx(0.13)
     np.testing.assert_array_equal(np.asarray(layers[1].data), stack[10:20])
+    # a folder of single planes opens as one z-stack
+    folder = tmp_path / "planes"
+    folder.mkdir()
+    for z in range(6):
+        tifffile.imwrite(folder / f"z{z:02d}.tif", stack[15 + z])
+    (fl,) = viewer.open(str(folder), plugin="napari-focusqa")
+    assert fl.name == "planes" and fl.data.shape == (6, 201, 101)
+    np.testing.assert_array_equal(np.asarray(fl.data), stack[15:21])

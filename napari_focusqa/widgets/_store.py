@@ -81,6 +81,14 @@ class ResultStore:
             self._entries[it.key] = it
         self.changed.emit()
 
+    def prune(self, keep: set[str]) -> None:
+        """Drop results of image layers not in ``keep`` (e.g. deleted layers)."""
+        gone = [k for k in self._entries if k not in keep]
+        for k in gone:
+            del self._entries[k]
+        if gone:
+            self.changed.emit()
+
     def clear(self) -> None:
         self._entries.clear()
         self.changed.emit()

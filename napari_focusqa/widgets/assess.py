@@ -201,6 +201,12 @@ class AssessWidget(QWidget):
         ev = self.viewer.layers.events
         for name in ("inserted", "removed", "moved"):
             getattr(ev, name).connect(self._refresh_layers)
+        ev.removed.connect(self._prune_results)
+        for ly in self.viewer.layers:
+            ly.events.name.connect(self._refresh_layers)
+        ev.inserted.connect(lambda e: e.value.events.name.connect(self._refresh_layers))
+        cancel_event = self._cancel
+        self.destroyed.connect(lambda *_: cancel_event.set())
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
@@ -370,6 +376,11 @@ class AssessWidget(QWidget):
             )
             t.setCellWidget(r, 2, combo)
         t.blockSignals(False)
+
+    def _prune_results(self, *_: Any) -> None:
+        names = {ly.name for ly in self.image_layers()}
+        self.results = [e for e in self.results if e.layer_name in names]
+        self.store.prune(names)
 
     def _remember_table(self) -> None:
         t = self.layers_table
