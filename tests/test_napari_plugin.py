@@ -11,6 +11,8 @@ import pytest
 import tifffile
 from conftest import require_shared
 
+pytest.importorskip("pandas")  # napari's dependency; layer features are DataFrames
+
 from napari_focusqa.core.assess import assess_image
 from napari_focusqa.core.colors import level_colors
 from napari_focusqa.core.errors import FocusQAError, ImageError
@@ -26,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_manifest_valid_and_symlinked():
     npe2 = pytest.importorskip("npe2")
+    pytest.importorskip("napari")  # the widget modules import qtpy/napari
     pm = npe2.PluginManifest.from_distribution("napari-focusqa")
     contrib = pm.contributions
     assert {w.display_name for w in contrib.widgets} == {"Assess focus", "Focus curves"}

@@ -252,12 +252,24 @@ def test_bad_input_and_cancel(make_napari_viewer, qtbot, sharpness_model):
     assert "smaller than one 84x84 patch" in aw.last_error
     assert [ly.name for ly in viewer.layers] == ["tiny"]
     viewer.layers.clear()
-    # a long stack; Cancel right after starting: no result, no layers, button re-enabled
+    # a 60-slice 1024² stack: the GUI thread keeps running (timer ticks, progress
+    # updates arrive) while the worker computes; Cancel stops it with no results
     rng = np.random.default_rng(0)
-    viewer.add_image(rng.integers(0, 4000, (60, 512, 512), dtype=np.uint16), name="big")
+    big = rng.integers(0, 4000, (60, 1024, 1024), dtype=np.uint16)
+    viewer.add_image(big, name="big")
     aw.set_model(sharpness_model)
+    from qtpy.QtCore import QTimer
+
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(aw.progress_bar.value()))
+    timer.start(20)
     qtbot.mouseClick(aw.assess_btn, Qt.MouseButton.LeftButton)
     assert aw.running and aw.cancel_btn.isEnabled() and not aw.assess_btn.isEnabled()
+    qtbot.waitUntil(lambda: aw.progress_bar.value() >= 3, timeout=60_000)
+    timer.stop()
+    assert aw.running, "the 60-slice run finished before the responsiveness check"
+    assert len(ticks) >= 3 and aw.progress_bar.maximum() == 60
     qtbot.mouseClick(aw.cancel_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not aw.running, timeout=60_000)
     assert aw.last_error == "Cancelled"
