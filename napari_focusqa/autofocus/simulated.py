@@ -19,6 +19,7 @@ algorithms, widget) is the same code that drives real hardware.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,8 @@ class ZStackCamera(SimpleCameraDevice):
         self.n_snaps = 0
         #: fault injection for tests: raise on the n-th snap (1-based)
         self.fail_on_snap: int | None = None
+        #: when True a snap takes the exposure time (wall clock), like a real camera
+        self.realtime = False
         self._scale = float(np.percentile(stack[:, ::4, ::4], 99.9)) or 1.0
         self._sigma = plane_noise_sigma(stack)
         self._out_dtype = stack.dtype if stack.dtype.kind in "ui" else np.dtype(np.float32)
@@ -132,6 +135,8 @@ class ZStackCamera(SimpleCameraDevice):
         self.n_snaps += 1
         if self.fail_on_snap is not None and self.n_snaps == self.fail_on_snap:
             raise RuntimeError(f"simulated camera fault on snap {self.n_snaps}")
+        if self.realtime:
+            time.sleep(self._exposure / 1000.0)
         z = self.stage.get_position_um() + self.z_drift * (self.n_snaps - 1)
         img = self.plane_at(z)
         dy, dx = (round(d * (self.n_snaps - 1)) for d in self.drift)

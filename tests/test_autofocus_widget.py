@@ -1,0 +1,83 @@
+"""The autofocus dock widget focuses a simulated microscope (real UniMMCore devices,
+real napari viewer under Xvfb)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import require_shared
+
+pytestmark = pytest.mark.gui
+
+
+def _widget(make_napari_viewer):
+    import tifffile
+
+    from napari_focusqa.widgets.autofocus import LIVE_LAYER, AutofocusWidget
+
+    path = require_shared("deconwolf_dapi_widefield_zstack.tif")
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(tifffile.imread(path), name="dapi", scale=(0.3, 0.13, 0.13))
+    w = AutofocusWidget(viewer)
+    viewer.window.add_dock_widget(w, name="FocusQA autofocus")
+    return viewer, w, LIVE_LAYER
+
+
+def test_widget_calibrates_and_autofocuses_simulated_stack(make_napari_viewer, qtbot):
+    viewer, w, live = _widget(make_napari_viewer)
+    assert w.layer_combo.currentText() == "dapi"
+    assert not w.autofocus_btn.isEnabled()  # not connected yet
+    m = w.connect_simulated(focus_index=19, offset_um=2.0, seed=4)
+    assert m is not None and m.core.getFocusDevice() == "Z"
+    assert w.z_min.value() == pytest.approx(2.0) and w.z_max.value() == pytest.approx(13.7)
+
+    w.calibrate_btn.click()
+    assert w.running and not w.autofocus_btn.isEnabled()
+    qtbot.waitUntil(lambda: not w.running, timeout=60_000)
+    assert w.calibration is not None, w.last_error
+    dof = w.calibration.dof_um
+
+    truth = 2.0 + 19 * 0.3
+    start = truth + 3.0
+    assert w.move_to(start)
+    assert m.core.getPosition() == pytest.approx(start)
+    w.method_combo.setCurrentText("fewshot")
+    w.autofocus_btn.click()
+    qtbot.waitUntil(lambda: not w.running, timeout=60_000)
+    run = w.last_run
+    assert run is not None and run.ok, w.last_error
+    z_end = m.core.getPosition()
+    assert abs(z_end - truth) <= dof
+    assert float(w.z_label.text()) == pytest.approx(z_end, abs=1e-3)
+    # the plot shows one point per acquisition and the chosen z
+    pts = w.ax.lines[0]
+    np.testing.assert_allclose(pts.get_xdata(), run.z_values)
+    assert len(pts.get_xdata()) == run.images_used >= 3
+    assert any(np.allclose(ln.get_xdata(), run.chosen_z_um) for ln in w.ax.lines[1:])
+    # the last acquired image is in the live layer
+    assert live in viewer.layers and viewer.layers[live].data.shape == (201, 101)
+
+
+def test_widget_cancel_and_refusal(make_napari_viewer, qtbot):
+    viewer, w, _ = _widget(make_napari_viewer)
+    m = w.connect_simulated(focus_index=19, seed=1)
+    start = m.get_z()
+    # a move outside the z limits is refused with a message, nothing moves
+    w.z_max.setValue(start + 1.0)
+    assert not w.move_to(start + 3.0)
+    assert "outside the z limits" in w.last_error
+    assert m.core.getPosition() == pytest.approx(start)
+    # cancel as soon as the first image arrives: the stage goes back to the start
+    w.z_max.setValue(m.travel[1])
+    w.method_combo.setCurrentText("classic")
+    m.camera_device.realtime = True  # each snap takes its 150 ms exposure
+    m.core.setExposure(150.0)
+    w._bridge.acquired.connect(lambda *a: w.cancel())
+    w.autofocus_btn.click()
+    qtbot.waitUntil(lambda: not w.running, timeout=60_000)
+    assert w.last_run.status == "cancelled"
+    assert w.last_run.images_used < 10
+    assert m.core.getPosition() == pytest.approx(start)
+    # fewshot without calibration: clear message, no worker
+    w.method_combo.setCurrentText("fewshot")
+    assert w.autofocus() is None and "Calibrate first" in w.last_error
