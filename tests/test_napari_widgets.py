@@ -216,7 +216,9 @@ def test_sample_data_sf_only_and_2d(make_napari_viewer, qtbot, sharpness_model):
     # one channel, stain overridden, 2D image added next to the stack
     plane = np.asarray(layers[0].data[10])
     viewer.add_image(plane, name="plane")
-    aw.set_selected_layers(["plane"])
+    plain = np.asarray(layers[1].data[5:15])  # a plain stack: no metadata, no scale
+    viewer.add_image(plain, name="plain")
+    aw.set_selected_layers(["plane", "plain"])
     aw.set_stain("plane", "tubulin")
     aw.set_model(sharpness_model)
     _click_assess(qtbot, aw)
@@ -225,6 +227,12 @@ def test_sample_data_sf_only_and_2d(make_napari_viewer, qtbot, sharpness_model):
     assert sl.ndim == 2 and sl.nshapes == grid.n_patches
     assert aw.results[0].curve.stain == "tubulin"
     assert aw.results[0].z_axis is None
+    pl = viewer.layers["plain patches"]
+    assert pl.ndim == 3 and pl.nshapes == 10 * grid.n_patches
+    assert aw.results[1].curve.z_step_um is None and aw.results[1].curve.stain == "generic"
+    core_plain = assess_stack(plain, sharpness_model)
+    assert aw.results[1].curve.best_z_index == core_plain.channels[0].best_z_index == 6
+    viewer.layers.remove("plain")
     # the curves keep every assessed channel; deleting a layer drops its results
     assert list(cw.plotted) == ["Hoechst 33342", "Phalloidin-488", "plane"]
     viewer.layers.remove("plane")
