@@ -31,7 +31,7 @@ def test_manifest_valid_and_symlinked():
     pytest.importorskip("napari")  # the widget modules import qtpy/napari
     pm = npe2.PluginManifest.from_distribution("napari-focusqa")
     contrib = pm.contributions
-    assert {w.display_name for w in contrib.widgets} == {"Assess focus", "Focus curves"}
+    assert {"Assess focus", "Focus curves"} <= {w.display_name for w in contrib.widgets}
     assert [s.key for s in contrib.sample_data] == ["multistain_zstack"]
     assert contrib.readers[0].accepts_directories
     assert "*.tif" in contrib.readers[0].filename_patterns
