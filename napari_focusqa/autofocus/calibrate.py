@@ -239,11 +239,18 @@ def calibration_from_scores(
     f = fits[best]
     choice["chosen"] = best
     bb = np.asarray(scores[best], dtype=np.float64)[order]
+    moffat = {k: f[k] for k in ("z0", "amp", "base", "alpha", "beta", "fwhm", "r2")}
+    span = float(z[-1] - z[0])
+    if f["fwhm"] > 0.8 * span:  # the fit extrapolates far beyond the data: use the data
+        half = 0.5 * (float(bb.min()) + float(bb.max()))
+        below = z[bb <= half]
+        moffat["fwhm_moffat"] = f["fwhm"]
+        moffat["fwhm"] = f["fwhm"] = float(below.max() - below.min()) if below.size > 1 else \
+            float(np.median(np.diff(z)))
     if optics is not None:
         dof, dof_src = optics.dof_um, "optics"
     else:
         dof, dof_src = f["fwhm"] / 2.0, "fwhm/2"
-    moffat = {k: f[k] for k in ("z0", "amp", "base", "alpha", "beta", "fwhm", "r2")}
     centre = f["z0"]
     return Calibration(
         score_name=best, z_um=z - centre, blur=bb, moffat=moffat, dof_um=float(dof),
