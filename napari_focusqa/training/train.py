@@ -217,7 +217,7 @@ def train(cfg: dict[str, Any], train_set: D.PatchSet, log: Any = print,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         step += 1
         if step % int(cfg["log_every"]) == 0 or step == total:
             m = float(np.mean(losses[-int(cfg["log_every"]):]))
@@ -227,8 +227,8 @@ def train(cfg: dict[str, Any], train_set: D.PatchSet, log: Any = print,
     info = {
         "steps": step,
         "wall_clock_s": round(time.time() - t0, 1),
-        "first_loss": round(float(np.mean(losses[:10])), 5),
-        "final_loss": round(float(np.mean(losses[-50:])), 5),
+        "first_loss": round(float(np.mean(losses[: max(1, min(10, step // 5))])), 5),
+        "final_loss": round(float(np.mean(losses[-max(1, min(50, step // 5)) :])), 5),
         "loss_curve": curve,
     }
     return net.float(), info

@@ -1,0 +1,98 @@
+"""The Born–Wolf defocus PSF and the camera noise model (napari_focusqa.training.simulate)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("scipy")
+from napari_focusqa.training.simulate import (  # noqa: E402
+    LevelSpec,
+    NoiseModel,
+    Optics,
+    fft_blur_bank,
+    psf_direct,
+    psf_kernel,
+    psf_radial,
+)
+
+
+@pytest.mark.parametrize("z", [0.0, 2.75, 8.5, 19.2, -6.0])
+@pytest.mark.parametrize("sa", [0.0, 0.5])
+def test_psf_matches_direct_integration(z: float, sa: float) -> None:
+    optics = Optics(sa_waves=sa)
+    r = np.array([0.0, 0.3, 1.1, 2.9, 6.5, 11.0])
+    fast = psf_radial(r, z, optics)
+    ref = np.array([psf_direct(float(v), z, optics) for v in r])
+    # relative to each value, and never worse than 1e-3 of the peak for the tiny ring minima
+    rel = np.abs(fast - ref) / np.maximum(ref, 1e-3 * ref.max())
+    assert rel.max() < 1e-3
+
+
+def test_in_focus_psf_is_airy() -> None:
+    """At z=0 the integral is the Airy pattern: intensity (J1(v)/v)^2, first zero at 3.8317."""
+    from scipy import special
+
+    o = Optics()
+    v = np.linspace(0.05, 12.0, 50)
+    r = v / (o.k * o.na / o.n)
+    ours = psf_radial(r, 0.0, o)
+    airy = (special.j1(v) / v) ** 2
+    np.testing.assert_allclose(ours, airy, rtol=1e-6, atol=1e-12)
+
+
+def _second_moment_radius(k: np.ndarray) -> float:
+    c = k.shape[0] // 2
+    yy, xx = np.mgrid[: k.shape[0], : k.shape[1]] - c
+    return float(np.sqrt((k * (yy**2 + xx**2)).sum() / k.sum()))
+
+
+def test_blur_grows_with_defocus() -> None:
+    o = Optics()
+    radii = [_second_moment_radius(psf_kernel(z, o, size=71)) for z in (0, 2, 5, 10, 15, 20)]
+    assert all(b > a for a, b in zip(radii, radii[1:])), radii
+    # symmetric without aberration
+    np.testing.assert_allclose(psf_kernel(6.0, o, size=41), psf_kernel(-6.0, o, size=41), atol=1e-12)
+
+
+def test_spherical_aberration_breaks_symmetry() -> None:
+    o = Optics(sa_waves=0.5)
+    kp = psf_kernel(6.0, o, size=41)
+    km = psf_kernel(-6.0, o, size=41)
+    assert np.abs(kp - km).sum() > 0.1
+    assert kp.sum() == pytest.approx(1.0) and km.sum() == pytest.approx(1.0)
+
+
+def test_levels_span_3_to_30_px() -> None:
+    spec = LevelSpec(Optics())
+    d = spec.diameters_px()
+    z = spec.z_um()
+    assert len(d) == 11 and d[0] == pytest.approx(3.78, abs=0.01) and d[-1] == pytest.approx(30.0)
+    assert all(b > a for a, b in zip(z, z[1:]))
+    for zi, di in zip(z, d):
+        assert spec.optics.blur_diameter_px(zi) == pytest.approx(di)
+
+
+def test_fft_blur_bank_matches_direct_convolution() -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    img = rng.random((64, 80)).astype(np.float32)
+    k = psf_kernel(4.0, Optics(), size=15)
+    out = fft_blur_bank(img, [k])[0]
+    ref = ndimage.convolve(img.astype(np.float64), k, mode="reflect")
+    # interior (reflect padding conventions differ by one pixel at the border)
+    np.testing.assert_allclose(out[10:-10, 10:-10], ref[10:-10, 10:-10], atol=1e-5)
+
+
+def test_noise_model_poisson_gain_offset() -> None:
+    rng = np.random.default_rng(1)
+    nm = NoiseModel(photons=(1000.0, 1000.0), gain=(2.0, 2.0), offset=(100.0, 100.0), read_noise=0.0)
+    raw = nm.apply(np.full((4, 64, 64), 0.5, np.float32), rng)
+    # mean = gain * photons * clean + offset, var = gain^2 * photons * clean
+    assert raw.mean() == pytest.approx(2.0 * 500 + 100, rel=0.01)
+    assert raw.var() == pytest.approx(4.0 * 500, rel=0.05)
+    lo = NoiseModel().apply(np.zeros((2000, 1, 1), np.float32), rng)
+    # offsets log-uniform in (1, 1000): median about sqrt(1000) ~ 32
+    assert lo.min() >= 0.0 and lo.max() < 1000 + 10
+    assert 15 < np.median(lo) < 70
