@@ -29,13 +29,15 @@ DAPI = "deconwolf_dapi_widefield_zstack.tif"
 
 
 def _widgets(viewer):
+    """Open both dock widgets the way a user does (Plugins menu -> npe2 contribution)."""
     from napari_focusqa.widgets.assess import AssessWidget
     from napari_focusqa.widgets.curves import CurvesWidget
 
-    aw = AssessWidget(viewer)
-    cw = CurvesWidget(viewer)
-    viewer.window.add_dock_widget(aw, name="Assess focus", area="right")
-    viewer.window.add_dock_widget(cw, name="Focus curves", area="right")
+    _, aw = viewer.window.add_plugin_dock_widget("napari-focusqa", "Assess focus")
+    _, cw = viewer.window.add_plugin_dock_widget("napari-focusqa", "Focus curves")
+    assert isinstance(aw, AssessWidget) and isinstance(cw, CurvesWidget)
+    # napari gives each widget its own proxy of the viewer; both must share one store
+    assert aw.viewer.__wrapped__ is viewer and cw.store is aw.store
     return aw, cw
 
 

@@ -98,7 +98,13 @@ _STORES: dict[int, ResultStore] = {}
 
 
 def store_for(viewer: Any) -> ResultStore:
-    """The :class:`ResultStore` of ``viewer`` (created on first use)."""
+    """The :class:`ResultStore` of ``viewer`` (created on first use).
+
+    napari hands each plugin widget its own ``PublicOnlyProxy`` of the viewer, so the
+    proxy is unwrapped: every widget of one viewer shares one store.
+    """
+    while hasattr(viewer, "__wrapped__"):
+        viewer = viewer.__wrapped__
     key = id(viewer)
     st = _STORES.get(key)
     if st is None:
