@@ -1,0 +1,174 @@
+// ---- FocusQA shared macro functions (appended to each macro by `focusqa fiji install`) ----
+
+// The argument string: getArgument() for runMacro(), Macro options for run("...", "...").
+function fqOptions() {
+	a = getArgument();
+	if (a == "") {
+		o = call("ij.Macro.getOptions");
+		if (o != "null" && o != "0") a = o;
+	}
+	return String.trim(a);
+}
+
+// Value of key=value or key=[value with spaces] in args, else dflt.
+function fqOpt(args, key, dflt) {
+	s = " " + args;
+	i = indexOf(s, " " + key + "=");
+	if (i < 0) return dflt;
+	v = substring(s, i + lengthOf(key) + 2);
+	if (startsWith(v, "[")) {
+		j = indexOf(v, "]");
+		if (j < 0) fqFail("option " + key + ": missing ']' in '" + args + "'");
+		return substring(v, 1, j);
+	}
+	j = indexOf(v, " ");
+	if (j >= 0) v = substring(v, 0, j);
+	return v;
+}
+
+// True when a bare keyword is present in args.
+function fqFlag(args, key) {
+	if (indexOf(" " + args + " ", " " + key + " ") >= 0) return true;
+	return false;
+}
+
+// Report an error in the Log (and, interactively, in a dialog) and stop the macro.
+function fqFail(msg) {
+	print("FocusQA error: " + msg);
+	if (is("batch mode")) exit();
+	exit("FocusQA error: " + msg);
+}
+
+// A new empty temporary folder for the data exchange with Python.
+function fqTempDir() {
+	d = getDirectory("temp") + "focusqa-" + getTime() + "-" + round(random * 1e6) + File.separator;
+	File.makeDirectory(d);
+	if (!File.isDirectory(d)) fqFail("cannot create the temporary folder " + d);
+	return d;
+}
+
+function fqDeleteDir(d) {
+	list = getFileList(d);
+	for (i = 0; i < list.length; i++) ok = File.delete(d + list[i]);
+	ok = File.delete(d);
+}
+
+// Save the current image (all channels, slices, frames) as TIFF without renaming it.
+function fqExportImage(path) {
+	id = getImageID();
+	wasBatch = is("batch mode");
+	setBatchMode(true);
+	run("Duplicate...", "title=focusqa_export duplicate");
+	saveAs("Tiff", path);
+	close();
+	selectImage(id);
+	if (!wasBatch) setBatchMode(false);
+	if (!File.exists(path)) fqFail("could not save the image to " + path);
+}
+
+// Check the status file written by `focusqa fiji assess-for-macro`; returns the model id.
+function fqCheckStatus(dir, cmd, output) {
+	st = dir + "status.txt";
+	if (!File.exists(st)) {
+		fqFail("the FocusQA command did not run.\n  command: " + cmd + "\n  output: " + output
+			+ "\n  (re-install with `focusqa fiji install` if Python moved)");
+	}
+	s = split(File.openAsString(st), "(\t)");
+	if (s[0] != "ok") {
+		msg = "";
+		if (s.length > 1) msg = s[1];
+		fqFail(msg + "\n  command: " + cmd);
+	}
+	if (s.length > 1) return String.trim(s[1]);
+	return "";
+}
+
+// Lines of a tab-separated file (header first), skipping empty lines.
+function fqLines(path) {
+	if (!File.exists(path)) fqFail("missing result file " + path);
+	return split(File.openAsString(path), "\n");
+}
+
+function fqCells(line, n) {
+	c = split(line, "(\t)");
+	while (c.length < n) c = Array.concat(c, newArray(""));
+	return c;
+}
+
+function fqColumn(heads, name) {
+	for (i = 0; i < heads.length; i++) if (heads[i] == name) return i;
+	fqFail("result file has no column " + name);
+}
+
+// Fill the Results table from results.tsv (numbers as numbers, the rest as text).
+function fqLoadResults(path) {
+	lines = fqLines(path);
+	heads = split(lines[0], "(\t)");
+	run("Clear Results");
+	row = 0;
+	for (i = 1; i < lines.length; i++) {
+		if (lines[i] == "") continue;
+		cells = fqCells(lines[i], heads.length);
+		for (j = 0; j < heads.length; j++) {
+			v = cells[j];
+			x = parseFloat(v);
+			if (v != "" && !isNaN(x) && v != "True" && v != "False") setResult(heads[j], row, x);
+			else setResult(heads[j], row, v);
+		}
+		row++;
+	}
+	updateResults();
+	return row;
+}
+
+// Patch rectangles from patches.tsv into the overlay; returns their number.
+function fqLoadOverlay(path, nc, nz, nt) {
+	lines = fqLines(path);
+	heads = split(lines[0], "(\t)");
+	ic = fqColumn(heads, "c"); iz = fqColumn(heads, "z"); it = fqColumn(heads, "t");
+	ix = fqColumn(heads, "x"); iy = fqColumn(heads, "y"); iw = fqColumn(heads, "w");
+	ih = fqColumn(heads, "h"); icol = fqColumn(heads, "color"); iname = fqColumn(heads, "name");
+	hyper = nc > 1 || nt > 1;
+	n = 0;
+	for (i = 1; i < lines.length; i++) {
+		if (lines[i] == "") continue;
+		f = fqCells(lines[i], heads.length);
+		makeRectangle(parseInt(f[ix]), parseInt(f[iy]), parseInt(f[iw]), parseInt(f[ih]));
+		Roi.setStrokeColor(f[icol]);
+		Roi.setName(f[iname]);
+		if (hyper) Roi.setPosition(parseInt(f[ic]), parseInt(f[iz]), parseInt(f[it]));
+		else if (nz > 1) Roi.setPosition(parseInt(f[iz]));
+		Overlay.addSelection;
+		n++;
+	}
+	run("Select None");
+	return n;
+}
+
+// Colour legend (one square per level, shown on every slice) from legend.tsv.
+function fqLoadLegend(path, width) {
+	lines = fqLines(path);
+	k = 0;
+	for (i = 1; i < lines.length; i++) if (lines[i] != "") k++;
+	if (k == 0) return 0;
+	size = floor((width - 8) / (k + 1));
+	if (size > 16) size = 16;
+	if (size < 6) size = 6;
+	for (i = 1; i < lines.length; i++) {
+		if (lines[i] == "") continue;
+		f = split(lines[i], "(\t)");
+		makeRectangle(2 + parseInt(f[0]) * size, 2, size, size);
+		Roi.setFillColor(f[1]);
+		Roi.setName("focusqa legend level " + f[0]);
+		Overlay.addSelection;
+		Overlay.setPosition(0);
+	}
+	run("Select None");
+	fs = size - 2;
+	if (fs < 8) fs = 8;
+	setFont("SansSerif", fs);
+	setColor("white");
+	Overlay.drawString("0 in focus ... " + (k - 1) + " defocused; dark = uncertain", 2, 2 + size + 1 + fs);
+	Overlay.setPosition(0);
+	return k;
+}
