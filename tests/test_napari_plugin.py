@@ -21,7 +21,7 @@ from napari_focusqa.core.zstack import assess_stack
 from napari_focusqa.io import read_image
 from napari_focusqa.io.napari_reader import get_reader, read_folder
 from napari_focusqa.io.napari_writer import patch_records, write_patches
-from napari_focusqa.widgets.overlay import build_overlay, rectangles
+from napari_focusqa.widgets.overlay import build_overlay, default_edge_width, rectangles
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,6 +105,13 @@ def test_reader_refuses_rgb(tmp_path):
     tifffile.imwrite(p, np.zeros((32, 32, 3), np.uint8), photometric="rgb")
     with pytest.raises(ImageError, match="RGB"):
         get_reader(str(p))(str(p))
+
+
+def test_default_edge_width():
+    assert default_edge_width(84) == 3.0
+    assert default_edge_width(84, (1024, 1024)) == 3.0
+    assert default_edge_width(84, (4096, 3000)) == pytest.approx(10.2)
+    assert default_edge_width(84, (40000, 40000)) == 14.0  # capped at 1/6 patch
 
 
 def test_rectangles_geometry():

@@ -61,9 +61,16 @@ class OverlayData:
         }
 
 
-def default_edge_width(patch_size: int) -> float:
-    """Border width in pixels for ``patch_size`` patches (3 px for 84 px patches)."""
-    return float(max(1.0, round(patch_size / 28.0, 1)))
+def default_edge_width(patch_size: int, image_shape: Sequence[int] | None = None) -> float:
+    """Border width in pixels: 3 px for 84 px patches, wider on very large images.
+
+    napari draws Shapes edges in data units, so on a 4096² image a 3 px border would be
+    under one screen pixel; the width grows to ``max(H, W) / 400`` (at most 1/6 patch).
+    """
+    w = max(1.0, patch_size / 28.0)
+    if image_shape is not None:
+        w = max(w, min(max(image_shape[-2:]) / 400.0, patch_size / 6.0))
+    return float(round(w, 1))
 
 
 def rectangles(
@@ -173,7 +180,8 @@ def build_overlay(
         raise FocusQAError(f"two_d: a 2D overlay needs exactly one slice, got {nz}")
     grid = res[0].grid
     assert grid is not None
-    width = default_edge_width(grid.patch_size) if edge_width is None else float(edge_width)
+    width = (default_edge_width(grid.patch_size, grid.image_shape) if edge_width is None
+             else float(edge_width))
     if not (np.isfinite(width) and width > 0):
         raise FocusQAError(f"edge_width: expected a positive number, got {edge_width!r}")
     inset = min(width / 2.0, grid.patch_size / 4.0)
