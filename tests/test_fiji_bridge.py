@@ -1,0 +1,309 @@
+"""Python side of the Fiji bridge against a real ImageJ 1.x (scyjava + ij.jar) JVM.
+
+The JVM is started once for the whole pytest session (JPype allows one per process) in
+headless mode; nothing here needs a display. Tests skip without Java locally and fail
+when ``FOCUSQA_REQUIRE_JAVA=1`` (CI).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import require_shared
+
+from napari_focusqa.core.assess import RECORD_COLUMNS, assess_image
+from napari_focusqa.core.colors import level_colors_uint8
+from napari_focusqa.core.errors import FocusQAError, ImageError
+
+DECONWOLF = "deconwolf_dapi_widefield_zstack.tif"
+BBBC006 = "bbbc006_hoechst_infocus_9fields.tif"
+
+
+@pytest.fixture(scope="session")
+def ij():
+    from fiji_bridge import bridge
+    from fiji_bridge.testing import require_java
+
+    require_java()
+    s = bridge.start()
+    yield s
+    s.shutdown_threads()
+
+
+def _patch_rois(ov):
+    rois = [ov.get(i) for i in range(int(ov.size()))]
+    return [r for r in rois if str(r.getName()).startswith("focusqa patch")]
+
+
+def _rgb(color):
+    return (int(color.getRed()), int(color.getGreen()), int(color.getBlue()))
+
+
+# --------------------------------------------------------------------------------------
+# numpy <-> ImagePlus
+# --------------------------------------------------------------------------------------
+@pytest.mark.java
+@pytest.mark.parametrize(
+    ("dtype", "bits"),
+    [(np.uint8, 8), (np.uint16, 16), (np.float32, 32), (np.int16, 32), (np.float64, 32),
+     (np.bool_, 8)],
+)
+def test_roundtrip_each_dtype(ij, dtype, bits):
+    from fiji_bridge.bridge import from_imageplus, to_imageplus
+
+    rng = np.random.default_rng(1)
+    if dtype == np.bool_:
+        a = rng.random((3, 37, 53)) > 0.5
+    elif np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        a = rng.integers(info.min, info.max, size=(3, 37, 53), endpoint=True).astype(dtype)
+    else:
+        a = (rng.standard_normal((3, 37, 53)) * 1e3).astype(dtype)
+    imp = to_imageplus(a, "rt", pixel_size_um=0.13, z_step_um=0.3)
+    assert int(imp.getBitDepth()) == bits
+    assert (int(imp.getWidth()), int(imp.getHeight()), int(imp.getNSlices())) == (53, 37, 3)
+    back = from_imageplus(imp)
+    assert back.data.shape == (1, 3, 1, 37, 53)
+    expect = a.astype(np.uint8) if dtype == np.bool_ else a
+    if bits == 32:
+        np.testing.assert_array_equal(back.data[0, :, 0], expect.astype(np.float32))
+    else:
+        assert back.data.dtype == expect.dtype
+        np.testing.assert_array_equal(back.data[0, :, 0], expect)
+    assert back.pixel_size_um == pytest.approx(0.13)
+    assert back.z_step_um == pytest.approx(0.3)
+    # extremes survive the signed Java types (byte/short)
+    if dtype in (np.uint8, np.uint16):
+        imp2 = to_imageplus(np.array([[0, np.iinfo(dtype).max]], dtype=dtype))
+        assert from_imageplus(imp2).data.ravel().tolist() == [0, np.iinfo(dtype).max]
+        assert float(imp2.getProcessor().getf(1, 0)) == np.iinfo(dtype).max
+
+
+@pytest.mark.java
+def test_hyperstack_dims_order_and_channel_names(ij):
+    from fiji_bridge.bridge import from_imageplus, to_imageplus
+
+    t, z, c, y, x = 2, 3, 2, 20, 30
+    a = np.arange(t * z * c * y * x, dtype=np.uint16).reshape(t, z, c, y, x)
+    imp = to_imageplus(a, "hs", axes="TZCYX", channel_names=["DAPI", "GFP"])
+    assert (int(imp.getNChannels()), int(imp.getNSlices()), int(imp.getNFrames())) == (c, z, t)
+    assert bool(imp.isHyperStack())
+    # ImageJ's own indexing agrees with numpy's: plane (c=2, z=3, t=1)
+    idx = int(imp.getStackIndex(2, 3, 1))
+    plane = np.asarray(imp.getStack().getPixels(idx), dtype=np.int16).view(np.uint16)
+    np.testing.assert_array_equal(plane.reshape(y, x), a[0, 2, 1])
+    back = from_imageplus(imp)
+    np.testing.assert_array_equal(back.data, a)
+    assert back.channel_names == ["DAPI", "GFP"]
+    assert back.stains[0] == "nucleus"
+    # axes given explicitly in another order
+    czyx = np.ascontiguousarray(np.moveaxis(a[0], 1, 0))  # (C, Z, Y, X)
+    imp2 = to_imageplus(czyx, axes="CZYX")
+    np.testing.assert_array_equal(from_imageplus(imp2).data[0], a[0])
+
+
+@pytest.mark.java
+def test_converter_errors_name_the_parameter(ij):
+    from fiji_bridge.bridge import from_imageplus, to_imageplus
+
+    with pytest.raises(ImageError, match="data"):
+        to_imageplus(np.zeros((10, 10), np.complex64))
+    with pytest.raises(ImageError, match="axes"):
+        to_imageplus(np.zeros((2, 10, 10), np.uint8), axes="YX")
+    with pytest.raises(ImageError, match="axes"):
+        to_imageplus(np.zeros((2, 10, 10), np.uint8), axes="QYX")
+    with pytest.raises(ImageError, match="channel_names"):
+        to_imageplus(np.zeros((2, 10, 10), np.uint8), axes="CYX", channel_names=["a"])
+    with pytest.raises(ImageError, match="pixel_size_um"):
+        to_imageplus(np.zeros((10, 10), np.uint8), pixel_size_um=-1.0)
+    rgb = ij.jimport("ij.IJ").createImage("rgb", "RGB black", 8, 8, 1)
+    with pytest.raises(ImageError, match="RGB"):
+        from_imageplus(rgb)
+
+
+@pytest.mark.java
+def test_opened_tiff_matches_python_reader(ij):
+    """ImageJ's own TIFF reader and FocusQA's agree on pixels and calibration."""
+    from fiji_bridge.bridge import from_imageplus
+    from napari_focusqa.io import read_image
+
+    path = require_shared(DECONWOLF)
+    imp = ij.IJ.openImage(str(path))
+    d = from_imageplus(imp)
+    ref = read_image(path)
+    np.testing.assert_array_equal(d.data, ref.data)
+    assert d.z_step_um == pytest.approx(ref.z_step_um)
+    assert d.pixel_size_um == pytest.approx(ref.pixel_size_um, rel=1e-4)
+    assert d.path == str(path)
+
+
+# --------------------------------------------------------------------------------------
+# Overlay
+# --------------------------------------------------------------------------------------
+@pytest.mark.java
+def test_overlay_rectangles_equal_focus_result(ij, sharpness_model):
+    import tifffile
+
+    from fiji_bridge.bridge import result_overlay, to_imageplus
+
+    img = tifffile.imread(require_shared(BBBC006))[0]  # (520, 696) uint16, real Hoechst
+    res = assess_image(img, str(sharpness_model))
+    imp = to_imageplus(img)
+    ov = result_overlay(res, imp=imp)
+    rects = _patch_rois(ov)
+    assert len(rects) == res.grid.n_patches == 7 * 9
+    boxes = res.grid.boxes()
+    colours = level_colors_uint8(res.patch_level, res.patch_certainty, res.num_classes)
+    seen = set()
+    for roi in rects:
+        b = roi.getBounds()
+        name = str(roi.getName())
+        r = int(name.split(" r")[1].split()[0])
+        c = int(name.split(" r")[1].split()[1][1:])
+        y0, x0, y1, x1 = boxes[r, c]
+        assert (int(b.x), int(b.y), int(b.width), int(b.height)) == (x0, y0, x1 - x0, y1 - y0)
+        assert _rgb(roi.getStrokeColor()) == tuple(int(v) for v in colours[r, c])
+        assert f"level {res.patch_level[r, c]} " in name
+        assert int(roi.getPosition()) == 0  # single plane: shown everywhere
+        seen.add((r, c))
+    assert len(seen) == 63
+    # the legend: one filled square per level with the map's full-certainty colour
+    legend = [ov.get(i) for i in range(int(ov.size())) if "legend level" in str(ov.get(i).getName())]
+    assert len(legend) == res.num_classes
+    full = level_colors_uint8(np.arange(11), np.ones(11), 11)
+    assert [_rgb(r.getFillColor()) for r in legend] == [tuple(int(v) for v in c) for c in full]
+    # more than one distinct colour: the map really varies over this real image
+    assert len({_rgb(r.getStrokeColor()) for r in rects}) > 1
+
+
+@pytest.mark.java
+def test_assess_imageplus_stack_positions_best_slice(ij, sharpness_model):
+    from fiji_bridge.bridge import StackResult, assess_imageplus
+
+    path = require_shared(DECONWOLF)
+    imp = ij.IJ.openImage(str(path))
+    out = assess_imageplus(imp, str(sharpness_model))
+    assert isinstance(out.result, StackResult)
+    assert abs(out.best_z_index[0] - 19) <= 1
+    assert int(imp.getCurrentSlice()) == out.best_z_index[0] + 1
+    ov = imp.getOverlay()
+    assert ov is not None and int(ov.size()) == int(out.overlay.size())
+    rects = _patch_rois(ov)
+    curve = out.result.channels[0]
+    per_slice = curve.slices[0].grid.n_patches
+    assert per_slice == 3 * 2  # 201 x 101 image, 84 px patches, edge-aligned extra row/col
+    assert len(rects) == 40 * per_slice
+    positions = sorted(int(r.getPosition()) for r in rects)
+    assert positions == sorted(z for z in range(1, 41) for _ in range(per_slice))
+    # colours of slice 20 equal that slice's FocusResult
+    s = curve.slices[19]
+    want = level_colors_uint8(s.patch_level, s.patch_certainty, s.num_classes).reshape(-1, 3)
+    got = [_rgb(r.getStrokeColor()) for r in rects if int(r.getPosition()) == 20]
+    assert sorted(got) == sorted(tuple(int(v) for v in w) for w in want)
+    assert int(out.table.size()) == 40
+    assert int(out.patch_table.size()) == 240
+
+
+# --------------------------------------------------------------------------------------
+# ResultsTable == CLI CSV
+# --------------------------------------------------------------------------------------
+@pytest.mark.java
+def test_results_table_equals_cli_csv(ij, sharpness_model, tmp_path):
+    from fiji_bridge.bridge import assess_imageplus, table_to_records
+    from napari_focusqa.cli import main
+
+    path = require_shared(DECONWOLF)
+    out_csv = tmp_path / "cli.csv"
+    assert main(["assess", str(path), "--model", str(sharpness_model), "--csv", str(out_csv)]) == 0
+    with open(out_csv, newline="") as fh:
+        reader = csv.DictReader(fh)
+        cli_cols = reader.fieldnames
+        cli_rows = list(reader)
+    imp = ij.IJ.openImage(str(path))
+    out = assess_imageplus(imp, str(sharpness_model), file=str(path))
+    headings = [str(h) for h in out.table.getHeadings() if str(h) not in (" ", "Label")]
+    assert headings == cli_cols
+    assert headings[: len(RECORD_COLUMNS)] == list(RECORD_COLUMNS)
+    rows = table_to_records(out.table)
+    assert len(rows) == len(cli_rows) == 40
+    for got, want in zip(rows, cli_rows):
+        for col in cli_cols:
+            g, w = got[col], want[col]
+            if isinstance(g, float):
+                assert g == pytest.approx(float(w), rel=1e-12, abs=1e-12), col
+            else:
+                assert g == w, col
+    assert rows[19]["z_index"] == 19.0 and rows[19]["stain"] == cli_rows[19]["stain"]
+
+
+@pytest.mark.java
+def test_results_table_without_model_has_empty_model_cells(ij):
+    from fiji_bridge.bridge import results_table, table_to_records
+
+    rng = np.random.default_rng(0)
+    res = assess_image(rng.random((90, 90)).astype(np.float32), None, source={"file": "x"})
+    rows = table_to_records(results_table(res))
+    assert rows[0]["model"] == "" and rows[0]["predicted_level"] == ""
+    assert rows[0]["sf"] == pytest.approx(res.to_record()["sf"])
+
+
+# --------------------------------------------------------------------------------------
+# pyimagej path (Fiji.app): fake locally, real only where FOCUSQA_FIJI_DIR exists
+# --------------------------------------------------------------------------------------
+def test_pyimagej_init_is_called_with_fiji_dir_and_mode(tmp_path, monkeypatch):
+    """Only the call into pyimagej is faked: no Fiji.app can be downloaded here."""
+    from fiji_bridge import bridge
+
+    calls = []
+    fake = types.ModuleType("imagej")
+    fake.init = lambda *a, **kw: calls.append((a, kw)) or "gateway"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "imagej", fake)
+    (tmp_path / "jars").mkdir()
+    d = bridge._check_fiji_dir(tmp_path)
+    assert bridge._init_pyimagej(d, "interactive") == "gateway"
+    assert calls == [((str(d),), {"mode": "interactive"})]
+
+
+def test_fiji_dir_and_mode_errors(tmp_path):
+    from fiji_bridge import bridge
+
+    with pytest.raises(FocusQAError, match="fiji_dir"):
+        bridge._check_fiji_dir(tmp_path / "missing")
+    with pytest.raises(FocusQAError, match="fiji_dir"):
+        bridge._check_fiji_dir(tmp_path)  # no jars/
+    with pytest.raises(FocusQAError, match="mode"):
+        bridge.start(mode="window")
+    with pytest.raises(FocusQAError, match="ij_jar"):
+        bridge.find_ij_jar(tmp_path / "nope.jar")
+
+
+@pytest.mark.java
+def test_real_fiji_via_pyimagej():
+    """Runs only where a Fiji.app exists (FOCUSQA_FIJI_DIR), in its own process."""
+    fiji = os.environ.get("FOCUSQA_FIJI_DIR")
+    if not fiji:
+        pytest.skip("FOCUSQA_FIJI_DIR not set: no Fiji.app here (Fiji downloads unreachable)")
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from fiji_bridge import bridge
+        s = bridge.start(mode="headless")
+        assert s.backend == "pyimagej", s
+        a = np.arange(2 * 30 * 40, dtype=np.uint16).reshape(2, 30, 40)
+        imp = bridge.to_imageplus(a)
+        assert np.array_equal(bridge.from_imageplus(imp).data[0, :, 0], a)
+        print("ok", s.version)
+        """
+    )
+    env = dict(os.environ, FOCUSQA_FIJI_DIR=str(Path(fiji)))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=600)
+    assert p.returncode == 0 and "ok" in p.stdout, p.stderr
