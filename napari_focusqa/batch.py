@@ -741,12 +741,18 @@ def run_batch(
             threads = worker_threads
             if client is None and scheduler is None:
                 n = workers or (os.cpu_count() or 1)
-                with dask.config.set(WORKER_MALLOC_CONFIG):
-                    cluster = LocalCluster(
-                        n_workers=n, threads_per_worker=1, processes=True,
-                        dashboard_address=":0", silence_logs=40,
-                    )
-                own_client = client = Client(cluster)
+                _SIGNAL_STATE["starting"] = True  # a SIGTERM now waits until it is up
+                try:
+                    with dask.config.set(WORKER_MALLOC_CONFIG):
+                        cluster = LocalCluster(
+                            n_workers=n, threads_per_worker=1, processes=True,
+                            dashboard_address=":0", silence_logs=50,
+                        )
+                    own_client = client = Client(cluster)
+                finally:
+                    _SIGNAL_STATE["starting"] = False
+                if _SIGNAL_STATE.pop("requested", False):
+                    raise KeyboardInterrupt
                 threads = threads or max(1, (os.cpu_count() or 1) // n)
                 summary.workers = f"dask LocalCluster ({n} worker processes)"
             else:
@@ -774,6 +780,14 @@ def run_batch(
                 bar.update(1)
                 if summary.files_failed:
                     bar.set_postfix(failed=summary.files_failed, refresh=False)
+    except (KeyboardInterrupt, Cancelled):
+        if bar is not None:
+            bar.close()
+            bar = None
+        say(f"focusqa batch: stopped after {summary.files_done} files "
+            f"({summary.files_failed} failed); their rows are in {out_p}; "
+            "run again with --resume to continue")
+        raise
     finally:
         summary.seconds = time.perf_counter() - t0
         if bar is not None:
@@ -788,7 +802,14 @@ def run_batch(
 
 
 # --------------------------------------------------------------------------- CLI
+_SIGNAL_STATE: dict[str, bool] = {"starting": False}
+
+
 def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM -> KeyboardInterrupt (clean stop), deferred while the cluster starts."""
+    if _SIGNAL_STATE.get("starting"):
+        _SIGNAL_STATE["requested"] = True
+        return
     raise KeyboardInterrupt
 
 
