@@ -560,3 +560,13 @@ def test_batch_turns_every_bad_file_into_an_error_row(reader_files, sharpness_mo
     assert failed == expected_failed
     assert s.files_failed == len(expected_failed) and s.exit_code == batch.EXIT_SOME_FAILED
     assert isinstance(ImageError("x"), FocusQAError)
+
+
+def test_focusqa_console_script_bad_file_exit_2(reader_files) -> None:
+    exe = Path(sys.executable).with_name("focusqa")
+    if not exe.exists():
+        pytest.skip(f"console script not installed next to {sys.executable}")
+    r = subprocess.run([str(exe), "assess", str(reader_files["empty.tif"])], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip() == f"focusqa assess: error: {reader_files['empty.tif']}: file is empty"
