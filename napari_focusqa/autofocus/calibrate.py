@@ -247,6 +247,8 @@ def calibration_from_scores(
         moffat["fwhm_moffat"] = f["fwhm"]
         moffat["fwhm"] = f["fwhm"] = float(below.max() - below.min()) if below.size > 1 else \
             float(np.median(np.diff(z)))
+        choice[best]["fwhm_um"] = round(f["fwhm"], 4)
+        choice[best]["fwhm_moffat_um"] = round(moffat["fwhm_moffat"], 4)
     if optics is not None:
         dof, dof_src = optics.dof_um, "optics"
     else:
