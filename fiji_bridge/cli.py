@@ -37,6 +37,9 @@ INSTALL_SUBDIR = "FocusQA"
 MANIFEST = "focusqa-install.json"
 #: text the shipped macros print before an error (run-macro looks for it)
 ERROR_MARK = "FocusQA error:"
+#: ImageJ output lines that mean the macro did not do its job
+IMAGEJ_FAILURES = (ERROR_MARK, "Macro Error", "[aborted]", "Macro or script not found",
+                   "Unrecognized command")
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -176,7 +179,8 @@ def imagej_command(
         jar = find_ij_jar()
     cmd = [java, *java_options]
     if imagej_dir is not None:
-        cmd.append(f"-Dplugins.dir={Path(imagej_dir).resolve()}")
+        home = Path(imagej_dir).resolve()
+        cmd += [f"-Dplugins.dir={home}", f"-Dij.dir={home}"]
     cmd += ["-jar", str(jar), "-batch", str(Path(macro).resolve())]
     if macro_args:
         cmd.append(macro_args)
@@ -232,7 +236,7 @@ def run_macro(
     if echo and out:
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
     for line in out.splitlines():
-        if ERROR_MARK in line or "Macro Error" in line or "[aborted]" in line:
+        if any(mark in line for mark in IMAGEJ_FAILURES):
             problems.append(line.strip())
     for e in expect:
         p = Path(e)

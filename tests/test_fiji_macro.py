@@ -1,0 +1,250 @@
+"""Fiji side: install the macros, run them in a real ImageJ (``java -jar ij.jar -batch``
+under Xvfb) on a real z-stack, and check the saved Results CSV and overlay TIFF.
+
+No JVM is started in the pytest process: ImageJ runs as a child process, exactly as a
+user's ``focusqa fiji run-macro`` would. Java tests skip without Java locally and fail
+when ``FOCUSQA_REQUIRE_JAVA=1`` (CI).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from conftest import require_shared
+
+from napari_focusqa.cli import main
+from napari_focusqa.core.assess import RECORD_COLUMNS
+from napari_focusqa.core.colors import level_colors_uint8
+
+DECONWOLF = "deconwolf_dapi_widefield_zstack.tif"
+
+
+def _java():
+    from fiji_bridge.testing import require_display, require_java
+
+    require_java()
+    require_display()
+
+
+def _installed(tmp_path: Path) -> Path:
+    ijdir = tmp_path / "ImageJ"
+    (ijdir / "plugins").mkdir(parents=True)
+    assert main(["fiji", "install", str(ijdir)]) == 0
+    return ijdir
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="") as fh:
+        r = csv.DictReader(fh)
+        return list(r.fieldnames or []), list(r)
+
+
+# --------------------------------------------------------------------------------------
+# install / uninstall (no Java needed)
+# --------------------------------------------------------------------------------------
+def test_install_bakes_python_and_uninstall_removes(tmp_path, capsys):
+    ijdir = _installed(tmp_path)
+    plug = ijdir / "plugins" / "FocusQA"
+    files = sorted(p.name for p in plug.iterdir())
+    assert files == ["Assess_Focus.ijm", "Focus_Curves.ijm", "focusqa-install.json"]
+    assert sorted(p.name for p in (ijdir / "macros" / "FocusQA").iterdir()) == [
+        "Assess_Focus.ijm", "Focus_Curves.ijm"]
+    text = (plug / "Assess_Focus.ijm").read_text()
+    assert "@@" not in text
+    assert f'var FQ_PYTHON = "{os.path.abspath(sys.executable)}";' in text
+    assert "function fqLoadOverlay(" in text  # shared functions appended
+    manifest = json.loads((plug / "focusqa-install.json").read_text())
+    assert len(manifest["files"]) == 4
+    assert "run(\"Assess Focus\"" in capsys.readouterr().out
+    assert main(["fiji", "install", str(ijdir), "--uninstall"]) == 0
+    assert not plug.exists() and not (ijdir / "macros" / "FocusQA").exists()
+    assert (ijdir / "plugins").is_dir()  # the user's folder stays
+
+
+def test_install_rejects_non_imagej_folder(tmp_path, capsys):
+    assert main(["fiji", "install", str(tmp_path)]) == 2
+    assert "FIJI_OR_IMAGEJ_DIR" in capsys.readouterr().err
+    assert main(["fiji", "install", str(tmp_path / "missing")]) == 2
+
+
+def test_run_macro_rejects_missing_macro(tmp_path, capsys):
+    assert main(["fiji", "run-macro", str(tmp_path / "none.ijm")]) == 2
+    assert "MACRO" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------
+# the data exchange the macros use (no Java needed)
+# --------------------------------------------------------------------------------------
+def test_assess_for_macro_files(tmp_path, sharpness_model):
+    from napari_focusqa.core.zstack import assess_stack
+    from napari_focusqa.io import read_image
+
+    path = require_shared(DECONWOLF)
+    out = tmp_path / "x"
+    out.mkdir()
+    rc = main(["fiji", "assess-for-macro", str(path), "--out", str(out),
+               "--model", str(sharpness_model), "--label", "my image"])
+    assert rc == 0
+    assert (out / "status.txt").read_text().split("\t")[0] == "ok"
+    lines = (out / "results.tsv").read_text().splitlines()
+    heads = lines[0].split("\t")
+    assert heads[: len(RECORD_COLUMNS)] == list(RECORD_COLUMNS)
+    assert len(lines) == 41
+    assert lines[1].split("\t")[0] == "my image"
+    img = read_image(path)
+    ref = assess_stack(img.zcyx(), str(sharpness_model), z_step_um=img.z_step_um)
+    patches = [ln.split("\t") for ln in (out / "patches.tsv").read_text().splitlines()[1:]]
+    assert len(patches) == 40 * 6
+    for z, s in enumerate(ref.channels[0].slices):
+        cols = level_colors_uint8(s.patch_level, s.patch_certainty, 11).reshape(-1, 3)
+        want = sorted("#{:02x}{:02x}{:02x}".format(*c) for c in cols)
+        assert sorted(p[9] for p in patches if p[1] == str(z + 1)) == want
+    best = (out / "best.tsv").read_text().splitlines()[1].split("\t")
+    assert int(best[2]) == ref.channels[0].best_z_index and abs(int(best[2]) - 19) <= 1
+    legend = (out / "legend.tsv").read_text().splitlines()[1:]
+    assert len(legend) == 11
+
+
+def test_assess_for_macro_reports_errors_in_status(tmp_path, capsys):
+    out = tmp_path / "x"
+    out.mkdir()
+    rc = main(["fiji", "assess-for-macro", str(tmp_path / "missing.tif"), "--out", str(out)])
+    assert rc == 2
+    status = (out / "status.txt").read_text()
+    assert status.startswith("error\t") and "missing.tif" in status
+    assert "FocusQA error:" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------
+# real ImageJ
+# --------------------------------------------------------------------------------------
+@pytest.mark.java
+def test_run_macro_passes_arguments_and_checks_outputs(tmp_path):
+    _java()
+    target = tmp_path / "arg.txt"
+    macro = tmp_path / "m.ijm"
+    macro.write_text('File.saveString("arg=" + getArgument(), "' + str(target) + '");\n')
+    assert main(["fiji", "run-macro", str(macro), "hello world", "--expect", str(target),
+                 "--timeout", "120"]) == 0
+    assert target.read_text() == "arg=hello world"
+    # the same macro cannot produce an output it never writes: ImageJ exits 0, we don't
+    assert main(["fiji", "run-macro", str(macro), "x", "--expect", str(tmp_path / "no.csv"),
+                 "--timeout", "120"]) == 1
+
+
+@pytest.mark.java
+def test_assess_focus_macro_end_to_end(tmp_path, sharpness_model, capsys):
+    """open a real stack, run the installed macros, save Results CSV + overlay TIFF."""
+    from fiji_bridge.roi import read_overlay
+    from napari_focusqa.core.zstack import assess_stack
+    from napari_focusqa.io import read_image
+
+    _java()
+    path = require_shared(DECONWOLF)
+    ijdir = _installed(tmp_path)
+    res_csv, ov_tif = tmp_path / "results.csv", tmp_path / "overlay.tif"
+    plot_png, curves_csv = tmp_path / "curves.png", tmp_path / "curves.csv"
+    macro = tmp_path / "user.ijm"
+    macro.write_text(
+        f'open("{path}");\n'
+        f'run("Assess Focus", "model=[{sharpness_model}] results=[{res_csv}] save=[{ov_tif}]");\n'
+        f'print("current slice " + getSliceNumber());\n'
+        f'run("Focus Curves", "save=[{plot_png}] csv=[{curves_csv}]");\n'
+    )
+    rc = main(["fiji", "run-macro", str(macro), "--imagej-dir", str(ijdir),
+               "--expect", str(res_csv), "--expect", str(ov_tif), "--expect", str(plot_png),
+               "--timeout", "300"])
+    log = capsys.readouterr().out
+    assert rc == 0, log
+
+    # --- Results CSV equals the CLI CSV (ImageJ keeps 3 decimals) ----------------------
+    cli_csv = tmp_path / "cli.csv"
+    assert main(["assess", str(path), "--model", str(sharpness_model), "--csv", str(cli_csv)]) == 0
+    cli_cols, cli_rows = _read_csv(cli_csv)
+    ij_cols, ij_rows = _read_csv(res_csv)
+    assert ij_cols[0].strip() == ""  # ImageJ's row-number column
+    assert ij_cols[1:] == cli_cols
+    assert len(ij_rows) == len(cli_rows) == 40
+    for got, want in zip(ij_rows, cli_rows):
+        for col in cli_cols:
+            g, w = got[col], want[col]
+            if col == "file":
+                assert os.path.realpath(g) == os.path.realpath(w)
+            elif col == "probabilities":
+                assert json.loads(g) == pytest.approx(json.loads(w), abs=1e-9)
+            else:
+                try:
+                    wf = float(w)
+                except ValueError:
+                    assert g == w, col
+                else:
+                    assert float(g) == pytest.approx(wf, abs=5.1e-4, rel=1e-6), col
+
+    # --- best slice ---------------------------------------------------------------------
+    sf = np.array([float(r["sf"]) for r in ij_rows])
+    assert abs(int(np.argmax(sf)) - 19) <= 1
+    with tifffile.TiffFile(ov_tif) as tif:
+        info = tif.imagej_metadata.get("Info", "")
+        saved = tif.asarray()
+    best = int(info.split("focusqa.best_z_index.c0=")[1].split()[0])
+    assert abs(best - 19) <= 1
+    assert f"current slice {best + 1}" in log
+    np.testing.assert_array_equal(saved, tifffile.imread(path))  # pixels untouched
+
+    # --- overlay in the TIFF equals an independent Python assessment ---------------------
+    img = read_image(path)
+    ref = assess_stack(img.zcyx(), str(sharpness_model), z_step_um=img.z_step_um)
+    rois = read_overlay(ov_tif)
+    patches = [r for r in rois if r.name.startswith("focusqa patch")]
+    assert len(patches) == 40 * 6
+    for z, s in enumerate(ref.channels[0].slices):
+        boxes = s.grid.boxes().reshape(-1, 4)
+        cols = level_colors_uint8(s.patch_level, s.patch_certainty, 11).reshape(-1, 3)
+        want = sorted((int(b[1]), int(b[0]), int(b[3] - b[1]), int(b[2] - b[0]),
+                       tuple(int(v) for v in c)) for b, c in zip(boxes, cols))
+        got = sorted((r.x, r.y, r.width, r.height, r.stroke_rgb)
+                     for r in patches if r.position == z + 1)
+        assert got == want, f"slice {z}"
+    legend = [r for r in rois if r.name.startswith("focusqa legend level")]
+    assert len(legend) == 11 and all(r.position == 0 for r in legend)
+    full = level_colors_uint8(np.arange(11), np.ones(11), 11)
+    assert [r.fill_rgb for r in legend] == [tuple(int(v) for v in c) for c in full]
+
+    # --- Focus Curves ----------------------------------------------------------------------
+    _, curves = _read_csv(curves_csv)
+    assert len(curves) == 40
+    assert [float(c["sf"]) for c in curves] == pytest.approx(ref.channels[0].sf.tolist(), rel=1e-6)
+    assert plot_png.stat().st_size > 2000
+    assert f"SF peak at slice {ref.channels[0].best_z_index + 1}" in log
+
+
+@pytest.mark.java
+def test_macro_errors_reach_the_imagej_log(tmp_path, capsys):
+    _java()
+    ijdir = _installed(tmp_path)
+    out = tmp_path / "never.csv"
+    bad_model = tmp_path / "nope" / "card.json"
+    m1 = tmp_path / "bad_model.ijm"
+    m1.write_text('newImage("blank", "16-bit ramp", 120, 100, 1);\n'
+                  f'run("Assess Focus", "model=[{bad_model}] results=[{out}]");\n')
+    rc = main(["fiji", "run-macro", str(m1), "--imagej-dir", str(ijdir), "--expect", str(out),
+               "--timeout", "120"])
+    cap = capsys.readouterr()
+    assert rc == 1
+    assert "FocusQA error: model: no model card found" in cap.out
+    assert str(bad_model) in cap.out
+    assert not out.exists()
+    m2 = tmp_path / "no_image.ijm"
+    installed = ijdir / "macros" / "FocusQA" / "Assess_Focus.ijm"
+    m2.write_text(f'runMacro("{installed}", "model=none");\n')
+    rc = main(["fiji", "run-macro", str(m2), "--imagej-dir", str(ijdir), "--timeout", "120"])
+    cap = capsys.readouterr()
+    assert rc == 1
+    assert "FocusQA error: no image is open" in cap.out
