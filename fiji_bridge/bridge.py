@@ -52,6 +52,10 @@ IJ_JAR_CANDIDATES = (
 #: axes order of ImageJ hyperstacks as numpy sees them
 HYPERSTACK_AXES = "TZCYX"
 
+#: rectangles are drawn this many pixels inside their patch (as the CLI overlay PNG does),
+#: so that neighbouring patches' outlines stay distinguishable
+ROI_INSET = 1
+
 #: overlay ROI name prefixes (used by tests and by users filtering the overlay)
 PATCH_ROI_PREFIX = "focusqa patch"
 LEGEND_ROI_PREFIX = "focusqa legend"
@@ -523,7 +527,8 @@ def _slices_of(result: FocusResult | StackResult | Sequence[FocusResult]) -> lis
 def patch_rois(result: FocusResult) -> list[dict[str, Any]]:
     """Rectangles of one result: ``x, y, w, h, level, certainty, rgb, hex`` per patch.
 
-    The colours are :func:`level_colors_uint8` of the patch level and certainty (the same
+    ``x, y, w, h`` is the patch; ``draw`` is the rectangle drawn, :data:`ROI_INSET`
+    pixels inside it (like the CLI overlay PNG). The colours are :func:`level_colors_uint8` of the patch level and certainty (the same
     map as the CLI overlay PNG and napari). Empty when the result has no model output.
     """
     if result.grid is None or result.patch_level is None or result.patch_certainty is None:
@@ -539,6 +544,8 @@ def patch_rois(result: FocusResult) -> list[dict[str, Any]]:
             out.append(
                 {
                     "row": r, "col": c, "x": x0, "y": y0, "w": x1 - x0, "h": y1 - y0,
+                    "draw": (x0 + ROI_INSET, y0 + ROI_INSET,
+                             x1 - x0 - 2 * ROI_INSET, y1 - y0 - 2 * ROI_INSET),
                     "level": int(result.patch_level[r, c]),
                     "certainty": round(float(result.patch_certainty[r, c]), 6),
                     "rgb": col,
@@ -618,7 +625,7 @@ def result_overlay(
             k = res.num_classes
         c, z, t = _position_of(res)
         for p in patch_rois(res):
-            roi = Roi(p["x"], p["y"], p["w"], p["h"])
+            roi = Roi(*p["draw"])
             roi.setStrokeColor(Color(*p["rgb"]))
             roi.setStrokeWidth(float(stroke_width))
             roi.setName(

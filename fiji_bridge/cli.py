@@ -341,8 +341,9 @@ def assess_for_macro(
             zi = int(s.source.get("z_index") or 0) + 1
             for p in patch_rois(s):
                 overlay_rows.append({
-                    "c": ci, "z": zi, "t": frame + 1, "x": p["x"], "y": p["y"], "w": p["w"],
-                    "h": p["h"], "level": p["level"], "certainty": p["certainty"],
+                    "c": ci, "z": zi, "t": frame + 1, "x": p["draw"][0], "y": p["draw"][1],
+                    "w": p["draw"][2], "h": p["draw"][3], "level": p["level"],
+                    "certainty": p["certainty"],
                     "color": p["hex"],
                     "name": f"focusqa patch c{ci} z{zi} t{frame + 1} r{p['row']} c{p['col']} "
                             f"level {p['level']} certainty {p['certainty']:.3f}",

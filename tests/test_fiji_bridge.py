@@ -169,7 +169,9 @@ def test_overlay_rectangles_equal_focus_result(ij, sharpness_model):
         r = int(name.split(" r")[1].split()[0])
         c = int(name.split(" r")[1].split()[1][1:])
         y0, x0, y1, x1 = boxes[r, c]
-        assert (int(b.x), int(b.y), int(b.width), int(b.height)) == (x0, y0, x1 - x0, y1 - y0)
+        # drawn 1 px inside the patch, like the CLI overlay PNG
+        assert (int(b.x), int(b.y), int(b.width), int(b.height)) == (
+            x0 + 1, y0 + 1, x1 - x0 - 2, y1 - y0 - 2)
         assert _rgb(roi.getStrokeColor()) == tuple(int(v) for v in colours[r, c])
         assert f"level {res.patch_level[r, c]} " in name
         assert int(roi.getPosition()) == 0  # single plane: shown everywhere

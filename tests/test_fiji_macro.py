@@ -207,7 +207,7 @@ def test_assess_focus_macro_end_to_end(tmp_path, sharpness_model, capsys):
     for z, s in enumerate(ref.channels[0].slices):
         boxes = s.grid.boxes().reshape(-1, 4)
         cols = level_colors_uint8(s.patch_level, s.patch_certainty, 11).reshape(-1, 3)
-        want = sorted((int(b[1]), int(b[0]), int(b[3] - b[1]), int(b[2] - b[0]),
+        want = sorted((int(b[1]) + 1, int(b[0]) + 1, int(b[3] - b[1]) - 2, int(b[2] - b[0]) - 2,
                        tuple(int(v) for v in c)) for b, c in zip(boxes, cols))
         got = sorted((r.x, r.y, r.width, r.height, r.stroke_rgb)
                      for r in patches if r.position == z + 1)
