@@ -57,12 +57,12 @@ def main() -> int:
         print(f"{name:<22}{tw:>18.1f}{tp:>22.1f}")
     mid = default_model_id()
     if mid:
+        flat = patches.reshape(-1, 84, 84)
         for threads in (1, 2):
             from napari_focusqa.core.model import FocusModel
 
             base = load_model(mid)
             m = FocusModel(card=base.card, onnx_path=base.onnx_path, threads=threads)
-            flat = patches.reshape(-1, 84, 84)
             t = timeit(lambda m=m: m.predict_proba(flat))
             print(f"model {mid} on {grid.n_patches} patches, {threads} thread(s): {t:.1f} ms")
     else:
