@@ -1,8 +1,10 @@
 """Image scores used by the autofocus algorithms.
 
 - ``sf``: spatial frequency (core metric), higher is sharper (the classic baseline).
-- ``blur:sf``: ``-log(SF / mean intensity)``, lower is sharper. The log turns the
-  sample's contrast (a factor) into an additive offset, which the few-shot fit removes.
+- ``blur:sf``: ``-log(SF)``, lower is sharper. The log turns the sample's contrast and
+  brightness (a factor on SF) into an additive offset, which the few-shot fit removes.
+  (Dividing by the mean intensity was tried and moved the curve's minimum away from the
+  SF peak by ~0.3 DoF on the deconwolf stack; see docs/autofocus.md.)
 - ``blur:<model id>``: the expected defocus level of a levels model (lower is sharper),
   i.e. ``assess_image(image, model).expected_level``: the sample-invariant score of
   DeepFocus when a trained levels model is installed.
@@ -69,7 +71,7 @@ class Scorer:
         if self.kind == "sf":
             return st["sf"], st
         if self.model is None:
-            return float(-np.log((st["sf"] + 1e-9) / (abs(st["mean"]) + 1e-6))), st
+            return float(-np.log(st["sf"] + 1e-9)), st
         from napari_focusqa.core.assess import assess_image
 
         res = assess_image(img, self.model, stain=self.stain, metrics=())
