@@ -181,6 +181,24 @@ class ImageJSession:
     def assess_imageplus(self, imp: Any, model: Any = None, **kw: Any) -> BridgeResult:
         return assess_imageplus(imp, model, **kw)
 
+    def run_macro(self, code: str, args: str = "") -> Any:
+        """Run ImageJ macro code.
+
+        ``pyimagej``: ``ij.py.run_macro(code, args)`` (pyimagej's documented call; ``args``
+        there is a dict or ``None``, so a non-empty string is passed as ``{"arg": args}``).
+        ``imagej1``: ``ij.IJ.runMacro(code, args)``, returning the macro's string result.
+        Most macro commands need a display (not ``mode="headless"``).
+        """
+        if self.backend == "pyimagej":
+            return self.ij.py.run_macro(code, {"arg": args} if args else None)
+        return self.IJ.runMacro(code, args)
+
+    def to_python(self, obj: Any) -> Any:
+        """Java image -> Python: ``ij.py.from_java`` (pyimagej) or :func:`from_imageplus`."""
+        if self.backend == "pyimagej":
+            return self.ij.py.from_java(obj)
+        return from_imageplus(obj)
+
     def shutdown_threads(self) -> None:
         """Stop ImageJ's shared thread pool so the Python process can exit.
 

@@ -309,3 +309,36 @@ def test_real_fiji_via_pyimagej():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        timeout=600)
     assert p.returncode == 0 and "ok" in p.stdout, p.stderr
+
+
+@pytest.mark.java
+def test_hyperstack_overlay_uses_channel_slice_frame(ij, sharpness_model):
+    """Real 2-channel time-lapse z-stack: rectangles carry (c, z, t) of their plane."""
+    from fiji_bridge.bridge import assess_imageplus
+
+    path = require_shared("czitools_celldivision_2ch_zstack.tif")
+    imp = ij.IJ.openImage(str(path))
+    assert (int(imp.getNChannels()), int(imp.getNSlices()), int(imp.getNFrames())) == (2, 5, 3)
+    imp.setPosition(2, 1, 2)
+    out = assess_imageplus(imp, str(sharpness_model), frame=1)
+    rects = _patch_rois(imp.getOverlay())
+    per_plane = out.result.channels[0].slices[0].grid.n_patches
+    assert len(rects) == 2 * 5 * per_plane
+    got = sorted((int(r.getCPosition()), int(r.getZPosition()), int(r.getTPosition())) for r in rects)
+    assert got == sorted((c, z, 2) for c in (1, 2) for z in range(1, 6) for _ in range(per_plane))
+    # records in CLI order (z outer, channel inner) and tagged with the frame
+    assert [(r["z_index"], r["channel_index"]) for r in out.records[:3]] == [(0, 0), (0, 1), (1, 0)]
+    assert all(r["t_index"] == 1 for r in out.records)
+    # the stack now shows the best slice of the current channel (2), same frame
+    assert (int(imp.getChannel()), int(imp.getFrame())) == (2, 2)
+    assert int(imp.getSlice()) == out.best_z_index[1] + 1
+
+
+@pytest.mark.java
+def test_session_run_macro_and_to_python(ij):
+    """IJ.runMacro in the headless session: pure computation macros work without a display."""
+    assert str(ij.run_macro('return "" + (6 * 7);')) == "42"
+    imp = ij.IJ.createImage("ramp", "16-bit ramp", 64, 8, 1)
+    d = ij.to_python(imp)
+    row = d.data[0, 0, 0, 0]
+    assert row.dtype == np.uint16 and np.all(np.diff(row.astype(int)) >= 0) and row[-1] > row[0]
