@@ -248,3 +248,19 @@ def test_macro_errors_reach_the_imagej_log(tmp_path, capsys):
     cap = capsys.readouterr()
     assert rc == 1
     assert "FocusQA error: no image is open" in cap.out
+
+
+@pytest.mark.java
+def test_imagej_command_uses_xvfb_only_without_display(tmp_path):
+    from fiji_bridge.cli import imagej_command
+
+    _java()
+    m = tmp_path / "m.ijm"
+    m.write_text("")
+    no_display = imagej_command(m, "a b", imagej_dir=tmp_path, display="")
+    if sys.platform.startswith("linux"):
+        assert Path(no_display[0]).name == "xvfb-run" and no_display[1] == "-a"
+    assert no_display[-3:] == ["-batch", str(m.resolve()), "a b"]
+    assert f"-Dplugins.dir={tmp_path.resolve()}" in no_display
+    with_display = imagej_command(m, None, display=":5")
+    assert Path(with_display[0]).name.startswith("java") and with_display[-1] == str(m.resolve())

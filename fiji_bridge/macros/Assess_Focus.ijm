@@ -47,7 +47,7 @@ modelUsed = fqCheckStatus(tmp, cmd, output);
 
 selectImage(id);
 rows = fqLoadResults(tmp + "results.tsv");
-if (Overlay.size > 0) Overlay.remove;
+if (Overlay.size > 0) Overlay.remove;  // the overlay is replaced, not appended to
 nPatches = fqLoadOverlay(tmp + "patches.tsv", nc, nz, nt);
 if (nPatches > 0) fqLoadLegend(tmp + "legend.tsv", width);
 if (nPatches == 0) print("FocusQA: no model used (SF only), so no patch rectangles; install a model or pass model=ID");
@@ -64,7 +64,7 @@ for (i = 1; i < best.length; i++) {
 	bz = parseInt(f[2]);
 	um = "";
 	if (f[3] != "") um = " = " + f[3] + " um";
-	print("FocusQA: " + title + " channel " + (ci + 1) + " (" + f[1] + "): best focus at slice " + (bz + 1) + " (z index " + bz + um + ")");
+	if (nz > 1) print("FocusQA: " + title + " channel " + (ci + 1) + " (" + f[1] + "): best focus at slice " + (bz + 1) + " (z index " + bz + um + ")");
 	info = info + "\nfocusqa.best_z_index.c" + ci + "=" + bz;
 	if (ci == c0 - 1) bestHere = bz;
 }
