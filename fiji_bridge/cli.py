@@ -92,19 +92,22 @@ def install(imagej_dir: str | os.PathLike[str], python: str | None = None) -> li
     if not Path(py).is_file():
         raise FijiCLIError(f"--python: {py} does not exist")
     written: list[Path] = []
-    for top in ("plugins", "macros"):
-        folder = d / top / INSTALL_SUBDIR
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in MACROS:
-            target = folder / name
-            target.write_text(render_macro(name, py), encoding="utf-8")
-            written.append(target)
-    manifest = d / "plugins" / INSTALL_SUBDIR / MANIFEST
-    manifest.write_text(
-        json.dumps({"python": py, "files": [str(p.relative_to(d)) for p in written]}, indent=2)
-        + "\n",
-        encoding="utf-8",
-    )
+    try:
+        for top in ("plugins", "macros"):
+            folder = d / top / INSTALL_SUBDIR
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in MACROS:
+                target = folder / name
+                target.write_text(render_macro(name, py), encoding="utf-8")
+                written.append(target)
+        manifest = d / "plugins" / INSTALL_SUBDIR / MANIFEST
+        manifest.write_text(
+            json.dumps({"python": py, "files": [str(p.relative_to(d)) for p in written]},
+                       indent=2) + "\n",
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        raise FijiCLIError(f"FIJI_OR_IMAGEJ_DIR: cannot write into {d}: {exc}") from exc
     written.append(manifest)
     return written
 
