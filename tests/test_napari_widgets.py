@@ -69,7 +69,7 @@ def test_reader_opens_hyperstack_through_npe2(make_napari_viewer):
         assert "czitools" in meta["info"]
 
 
-def test_assess_click_on_real_hyperstack(make_napari_viewer, qtbot, sharpness_model):
+def test_assess_click_on_real_hyperstack(make_napari_viewer, qtbot, sharpness_model, tmp_path):
     path = require_shared(CZI)
     viewer = make_napari_viewer()
     viewer.open(str(path), plugin="napari-focusqa")
@@ -107,6 +107,16 @@ def test_assess_click_on_real_hyperstack(make_napari_viewer, qtbot, sharpness_mo
     assert aw.summary.rowCount() == 10
     for c, ch in enumerate(core.channels):
         assert f"best z {ch.best_z_index}" in aw.status.text().splitlines()[c]
+    # File > Save Selected Layer with our writer: the patch table of a Shapes layer
+    import csv
+
+    viewer.layers.selection = {shapes[0]}
+    out = tmp_path / "patches.csv"
+    viewer.layers.save(str(out), selected=True, plugin="napari-focusqa")
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == shapes[0].nshapes
+    assert [int(r["level"]) for r in rows] == shapes[0].features["level"].tolist()
+    assert {r["image_layer"] for r in rows} == {viewer.layers[0].name}
     # go to best slice of channel 1: dims z (world axis 1) moves there
     b = aw.go_to_best(aw.results[1].layer_name)
     assert viewer.dims.current_step[1] == b == core.channels[1].best_z_index
