@@ -1,5 +1,5 @@
 // FocusQA "Focus Curves": spatial frequency (SF) vs z per channel of the current stack as an
-// ImageJ Plot, best-focus slice per channel marked (the same numbers as `focusqa zstack`).
+// ImageJ Plot, best-focus slice per channel marked with a vertical line (the same numbers as `focusqa zstack`).
 //
 // Options (run("Focus Curves", "...") or runMacro(path, "...")):
 //   model=ID|CARD.json|none   also compute the model's expected level per slice (default none)
@@ -69,11 +69,11 @@ for (b = 1; b < best.length; b++) {
 	Plot.setLineWidth(2);
 	Plot.add("connected circle", xs, ys);
 	Plot.setLineWidth(1);
-	Plot.add("x", newArray(xb), newArray(yb));
+	Plot.drawLine(xb, 0, xb, 1.05);
 	if (legend != "") legend = legend + "\n";
 	name = "channel " + (ci + 1);
 	if (bf[1] != "" + ci) name = bf[1];
-	legend = legend + name + "\n" + name + " best: z index " + bz;
+	legend = legend + name + " (best: z index " + bz + ")";
 	print("FocusQA: " + title + " channel " + (ci + 1) + " (" + bf[1] + "): SF peak at slice " + (bz + 1) + " (z index " + bz + ")");
 }
 Plot.setColor("black");
