@@ -320,3 +320,30 @@ def test_drop_several_files(make_napari_viewer, tmp_path):
     (fl,) = viewer.open(str(folder), plugin="napari-focusqa")
     assert fl.name == "planes" and fl.data.shape == (6, 201, 101)
     np.testing.assert_array_equal(np.asarray(fl.data), stack[15:21])
+
+
+def test_per_slice_borders_beyond_the_3d_limit(make_napari_viewer, qtbot, sharpness_model):
+    path = require_shared(DAPI)
+    stack = read_image(path).data[0, 10:30, 0]
+    viewer = make_napari_viewer()
+    viewer.add_image(stack, name="dapi", scale=(0.3, 0.13, 0.13))
+    aw, _ = _widgets(viewer)
+    aw.set_model(sharpness_model)
+    aw.max_3d_rectangles = 50  # 20 slices x 6 patches = 120 rectangles -> per-slice mode
+    viewer.dims.set_current_step(0, 4)
+    _click_assess(qtbot, aw)
+    core = assess_stack(stack, sharpness_model).channels[0]
+    sl = viewer.layers["dapi patches"]
+    assert sl.ndim == 2 and sl.nshapes == 6 and sl.metadata["focusqa"]["per_slice"]
+
+    def check(z):
+        assert sl.nshapes == 6
+        assert sl.features["z"].tolist() == [z] * 6
+        np.testing.assert_array_equal(sl.features["level"], core.slices[z].patch_level.ravel())
+        np.testing.assert_allclose(
+            sl.edge_color, level_colors(sl.features["level"], sl.features["certainty"]), atol=1e-6
+        )
+
+    check(4)
+    viewer.dims.set_current_step(0, 15)
+    check(15)

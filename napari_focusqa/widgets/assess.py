@@ -45,6 +45,8 @@ from napari_focusqa.widgets._legend import LegendWidget
 from napari_focusqa.widgets._store import AssessedChannel, store_for
 
 SF_ONLY = "none (SF only)"
+#: per channel; 60 slices of 1024² with 84 px patches are 10 140 rectangles
+MAX_3D_RECTANGLES = 40_000
 LEVEL_TASKS = ("levels", "levels-stain")
 SUMMARY_COLUMNS = (
     "layer", "stain", "z", "z (µm)", "level", "expected", "mean cert.", "aggr. cert.", "SF",
@@ -65,6 +67,8 @@ class _Job:
     translate: tuple[float, ...]
     two_d: bool
     source: dict[str, Any]
+    current_z: int = 0
+    max_3d_rectangles: int | None = None
 
 
 def shapes_layer_name(image_layer_name: str) -> str:
@@ -138,12 +142,24 @@ def _compute(jobs: list[_Job], model: Any, cancel: threading.Event, report: Any)
 
 
 def _make_shapes_layer(job: _Job, sr: Any, model_id: str) -> Any:
+    """napari Shapes layer of patch borders: 3D rectangles on every slice, or (beyond
+    ``job.max_3d_rectangles``) 2D rectangles of one slice, swapped when z changes."""
     from napari.layers import Shapes
 
     from napari_focusqa.widgets.overlay import build_overlay
 
     curve = sr.channels[0]
     ov = build_overlay(curve, leading=job.leading, two_d=job.two_d)
+    full = ov
+    per_slice = (
+        not job.two_d
+        and job.max_3d_rectangles is not None
+        and ov.data.shape[0] > job.max_3d_rectangles
+    )
+    scale, translate = job.scale, job.translate
+    if per_slice:
+        ov = full.for_slice(min(max(job.current_z, 0), full.n_slices - 1))
+        scale, translate = scale[-2:], translate[-2:]
     meta = {
         "focusqa": {
             "image_layer": job.layer_name,
@@ -154,18 +170,21 @@ def _make_shapes_layer(job: _Job, sr: Any, model_id: str) -> Any:
             "patches_per_slice": ov.patches_per_slice,
             "best_z_index": curve.best_z_index,
             "best_z_index_model": curve.best_z_index_model,
+            "per_slice": per_slice,
+            "shown_z": int(ov.features["z"].iloc[0]) if per_slice else None,
         }
     }
-    return Shapes(
+    layer = Shapes(
         ov.data,
         ndim=ov.data.shape[-1],
         name=shapes_layer_name(job.layer_name),
-        scale=job.scale,
-        translate=job.translate,
+        scale=scale,
+        translate=translate,
         opacity=1.0,
         metadata=meta,
         **ov.layer_kwargs(),
     )
+    return layer, (full if per_slice else None)
 
 
 class _Bridge(QObject):
@@ -193,6 +212,9 @@ class AssessWidget(QWidget):
         self._pbar: Any = None
         self._bridge = _Bridge()
         self._bridge.progress.connect(self._on_progress)
+        #: beyond this many rectangles per layer, borders are shown for the current slice
+        #: only (2D shapes swapped on z changes) instead of 3D shapes on every slice
+        self.max_3d_rectangles: int | None = MAX_3D_RECTANGLES
         self._stains: dict[str, str] = {}
         self._checked: dict[str, bool] = {}
         self._build_ui()
@@ -205,6 +227,7 @@ class AssessWidget(QWidget):
         for ly in self.viewer.layers:
             ly.events.name.connect(self._refresh_layers)
         ev.inserted.connect(lambda e: e.value.events.name.connect(self._refresh_layers))
+        self.viewer.dims.events.current_step.connect(self._update_per_slice)
         cancel_event = self._cancel
         self.destroyed.connect(lambda *_: cancel_event.set())
 
@@ -468,8 +491,13 @@ class AssessWidget(QWidget):
         if z_step is None and not two_d and scale[-3] != 1.0:
             z_step = scale[-3]
         src = {"file": meta.get("source"), "layer": layer.name}
+        current_z = 0
+        if not two_d:
+            zw = float(self.viewer.dims.point[-3]) if self.viewer.dims.ndim >= 3 else 0.0
+            current_z = int(round((zw - translate[-3]) / (scale[-3] or 1.0)))
+            current_z = max(0, min(int(stack.shape[0]) - 1, current_z))
         return _Job(layer.name, stack, self.stain_of(layer), z_step, leading, scale, translate,
-                     two_d, src)
+                     two_d, src, current_z, self.max_3d_rectangles)
 
     def run(self) -> Any:
         """Start assessing the selected layers; returns the worker (or None on bad input)."""
@@ -553,9 +581,10 @@ class AssessWidget(QWidget):
         entries = []
         best_bits = []
         n_shown = 0
-        for job, sr, shapes in out:
+        for job, sr, made in out:
             curve = sr.channels[0]
             sname = None
+            shapes, full = made if made is not None else (None, None)
             if shapes is not None:
                 sname = shapes.name
                 if sname in self.viewer.layers:
@@ -577,6 +606,7 @@ class AssessWidget(QWidget):
                     z_translate=0.0 if job.two_d else job.translate[-3],
                     leading=job.leading,
                     shapes_layer_name=sname,
+                    extra={} if full is None else {"overlay": full},
                 )
             )
             b = curve.best_z_index
@@ -594,6 +624,26 @@ class AssessWidget(QWidget):
         self.status.setText("\n".join(best_bits))
         for btn in (self.best_btn, self.csv_btn, self.json_btn):
             btn.setEnabled(True)
+
+    def _update_per_slice(self, *_: Any) -> None:
+        """Per-slice mode: swap the borders of a Shapes layer to the slice now shown."""
+        for e in self.results:
+            full = e.extra.get("overlay")
+            if full is None or e.z_axis is None or e.shapes_layer_name not in self.viewer.layers:
+                continue
+            axis = self.viewer.dims.ndim + e.z_axis
+            if axis < 0:
+                continue
+            zi = e.z_index_of_world(float(self.viewer.dims.point[axis]))
+            layer = self.viewer.layers[e.shapes_layer_name]
+            meta = layer.metadata.get("focusqa", {})
+            if meta.get("shown_z") == zi:
+                continue
+            ov = full.for_slice(zi)
+            layer.data = ov.data
+            layer.features = ov.features
+            layer.edge_color = ov.edge_color
+            meta["shown_z"] = zi
 
     # ------------------------------------------------------------ results
     def records(self) -> list[dict[str, Any]]:

@@ -49,7 +49,7 @@ def stack_from_layer(layer: Any) -> tuple[np.ndarray, float]:
     while arr.ndim > 3:
         arr = arr[0]
     meta = getattr(layer, "metadata", {}) or {}
-    dz = meta.get("z_step_um")
+    dz = meta.get("z_step_um") or (meta.get("focusqa") or {}).get("z_step_um")
     if not dz:
         s = float(layer.scale[-3])
         dz = s if s > 0 and s != 1.0 else 1.0
@@ -224,6 +224,11 @@ class AutofocusWidget(QWidget):
         try:
             stack, dz = stack_from_layer(layer)
             kwargs.setdefault("name", f"simulated: {name}")
+            if "optics" not in kwargs:  # NA / wavelength named in the file's Info text
+                from napari_focusqa.autofocus.optics import optics_from_info
+
+                fq = (getattr(layer, "metadata", {}) or {}).get("focusqa") or {}
+                kwargs["optics"] = optics_from_info(fq.get("info"), fq.get("pixel_size_um"))
             m = SimulatedMicroscope(stack, dz, **kwargs)
         except FocusQAError as exc:
             self._show_error(str(exc))

@@ -50,6 +50,25 @@ class OverlayData:
     num_classes: int
     patches_per_slice: int
 
+    @property
+    def n_slices(self) -> int:
+        return int(self.data.shape[0] // max(self.patches_per_slice, 1))
+
+    def for_slice(self, z_index: int) -> OverlayData:
+        """The rectangles of one slice as 2D shapes (for per-slice display)."""
+        if not 0 <= z_index < self.n_slices:
+            raise FocusQAError(f"z_index: {z_index} out of range 0..{self.n_slices - 1}")
+        n = self.patches_per_slice
+        sl = slice(z_index * n, (z_index + 1) * n)
+        return OverlayData(
+            np.ascontiguousarray(self.data[sl, :, -2:]),
+            self.features.iloc[sl].reset_index(drop=True),
+            self.edge_color[sl],
+            self.edge_width,
+            self.num_classes,
+            n,
+        )
+
     def layer_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``napari.layers.Shapes`` (data excluded)."""
         return {
