@@ -264,3 +264,21 @@ def test_imagej_command_uses_xvfb_only_without_display(tmp_path):
     assert f"-Dplugins.dir={tmp_path.resolve()}" in no_display
     with_display = imagej_command(m, None, display=":5")
     assert Path(with_display[0]).name.startswith("java") and with_display[-1] == str(m.resolve())
+
+
+@pytest.mark.java
+def test_macro_reports_a_broken_python(tmp_path, capsys):
+    """A moved/deleted venv must show up in the Log, not as a silent no-op."""
+    _java()
+    false = "/bin/false"
+    if not Path(false).is_file():
+        pytest.skip("needs /bin/false")
+    ijdir = tmp_path / "ImageJ"
+    (ijdir / "plugins").mkdir(parents=True)
+    assert main(["fiji", "install", str(ijdir), "--python", false]) == 0
+    m = tmp_path / "m.ijm"
+    m.write_text('newImage("blank", "8-bit ramp", 100, 100, 1);\nrun("Assess Focus", "model=none");\n')
+    rc = main(["fiji", "run-macro", str(m), "--imagej-dir", str(ijdir), "--timeout", "120"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "FocusQA error: the FocusQA command did not run" in out and false in out
