@@ -833,6 +833,7 @@ def assess_imageplus(
     attach: bool = True,
     select_best: bool = True,
     legend: bool = True,
+    show_table: bool = False,
 ) -> BridgeResult:
     """Assess an ImageJ image with the core and attach the overlay (and select best focus).
 
@@ -850,6 +851,8 @@ def assess_imageplus(
         Set the overlay on ``imp`` (replacing any overlay).
     select_best : bool
         For stacks, move ``imp`` to the best-focus slice of the current channel.
+    show_table : bool
+        Show the records as ImageJ's "Results" window (needs a display, not headless).
 
     Returns
     -------
@@ -883,6 +886,10 @@ def assess_imageplus(
     out.best_z_index = {c.channel: c.best_z_index for c in stack.channels} if nz > 1 else {}
     if attach:
         imp.setOverlay(out.overlay)
+    if show_table:
+        if session().headless:
+            raise FijiError("show_table: ImageJ runs headless here; start it with mode='gui'")
+        out.table.show("Results")
     if select_best and nz > 1:
         cur_c = int(imp.getChannel()) - 1
         best = out.best_z_index.get(cur_c, next(iter(out.best_z_index.values())))

@@ -342,3 +342,12 @@ def test_session_run_macro_and_to_python(ij):
     d = ij.to_python(imp)
     row = d.data[0, 0, 0, 0]
     assert row.dtype == np.uint16 and np.all(np.diff(row.astype(int)) >= 0) and row[-1] > row[0]
+
+
+@pytest.mark.java
+def test_show_table_refuses_headless(ij):
+    from fiji_bridge.bridge import FijiError, assess_imageplus, to_imageplus
+
+    imp = to_imageplus(np.zeros((90, 90), np.uint16))
+    with pytest.raises(FijiError, match="show_table"):
+        assess_imageplus(imp, None, show_table=True)
