@@ -343,10 +343,7 @@ def assess_file(
         if not rows:
             raise FocusQAError(f"{path}: no planes to assess")
         err = None
-    except Exception as exc:  # a bad file must not stop the batch: it becomes a row
-        err = _error_text(exc)
-        rows = [{"file": path, "error": err}]
-    except MemoryError as exc:  # pragma: no cover - depends on the machine
+    except Exception as exc:  # a bad file (even a MemoryError) must not stop the batch
         err = _error_text(exc)
         rows = [{"file": path, "error": err}]
     for r in rows:

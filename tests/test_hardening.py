@@ -570,3 +570,40 @@ def test_focusqa_console_script_bad_file_exit_2(reader_files) -> None:
                        text=True, timeout=120)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip() == f"focusqa assess: error: {reader_files['empty.tif']}: file is empty"
+
+
+def _bomb_tiff(path: Path, side: int = 1_000_000) -> Path:
+    """A 10x10 TIFF whose header claims ``side`` x ``side`` pixels (corrupt / hostile)."""
+    import struct
+
+    tifffile.imwrite(path, np.zeros((10, 10), np.uint16))
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        offsets = [(tags[n].valueoffset, tags[n].dtype) for n in ("ImageWidth", "ImageLength")]
+    for off, dtype in offsets:
+        fmt = "<I" if int(dtype) == 4 else "<H"
+        data[off : off + struct.calcsize(fmt)] = struct.pack(fmt, min(side, 65535) if fmt == "<H" else side)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_batch_survives_a_tiff_claiming_huge_dimensions(tmp_path) -> None:
+    from napari_focusqa import batch
+
+    bomb = _bomb_tiff(tmp_path / "bomb.tif")
+    good = tmp_path / "good.tif"
+    tifffile.imwrite(good, BASE.astype(np.uint16))
+    s = batch.run_batch([bomb, good], tmp_path / "b.csv", workers=0, progress=False, log=None)
+    rows = {Path(r["file"]).name: r for r in batch.read_results(tmp_path / "b.csv")}
+    assert rows["good.tif"]["error"] is None and rows["good.tif"]["sf"] > 0
+    assert rows["bomb.tif"]["error"] and s.files_failed == 1
+
+
+@pytest.mark.xfail(strict=True, reason="io/reader.py: a TIFF header claiming 1e6 x 1e6 px (2 TB) raises MemoryError (CLI exit 1 + traceback)")
+def test_tiff_claiming_huge_dimensions_is_an_image_error(tmp_path, capsys) -> None:
+    bomb = _bomb_tiff(tmp_path / "bomb.tif")
+    with pytest.raises(ImageError, match="bomb.tif"):
+        read_image(bomb)
+    assert main(["assess", str(bomb), "--model", "none"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
