@@ -59,25 +59,37 @@ def test_widget_calibrates_and_autofocuses_simulated_stack(make_napari_viewer, q
 
 
 def test_widget_cancel_and_refusal(make_napari_viewer, qtbot):
-    viewer, w, _ = _widget(make_napari_viewer)
+    from napari_focusqa.widgets.autofocus import AutofocusWidget
+
+    viewer = make_napari_viewer()
+    # opened through the FocusQA reader: z step and optics come from the file
+    viewer.open(str(require_shared("deconwolf_dapi_widefield_zstack.tif")),
+                plugin="napari-focusqa")
+    w = AutofocusWidget(viewer)
     m = w.connect_simulated(focus_index=19, seed=1)
+    assert m.z_step_um == pytest.approx(0.3)
+    assert m.optics is not None and m.optics.dof_um == pytest.approx(0.468, abs=0.001)
     start = m.get_z()
     # a move outside the z limits is refused with a message, nothing moves
     w.z_max.setValue(start + 1.0)
     assert not w.move_to(start + 3.0)
     assert "outside the z limits" in w.last_error
     assert m.core.getPosition() == pytest.approx(start)
-    # cancel as soon as the first image arrives: the stage goes back to the start
+    # click Cancel once the first image is shown: the stage goes back to the start
     w.z_max.setValue(m.travel[1])
     w.method_combo.setCurrentText("classic")
-    m.camera_device.realtime = True  # each snap takes its 150 ms exposure
-    m.core.setExposure(150.0)
-    w._bridge.acquired.connect(lambda *a: w.cancel())
+    m.camera_device.realtime = True  # each snap takes its exposure time
+    m.core.setExposure(500.0)
     w.autofocus_btn.click()
+    assert w.cancel_btn.isEnabled() and not w.calibrate_btn.isEnabled()
+    assert w.autofocus() is None and "Busy" in w.last_error  # no second run
+    qtbot.waitUntil(lambda: len(w._live) >= 1, timeout=30_000)
+    w.cancel_btn.click()
     qtbot.waitUntil(lambda: not w.running, timeout=60_000)
     assert w.last_run.status == "cancelled"
-    assert w.last_run.images_used < 10
+    assert 1 <= w.last_run.images_used < 9
     assert m.core.getPosition() == pytest.approx(start)
+    assert not w.cancel_btn.isEnabled() and w.autofocus_btn.isEnabled()
     # fewshot without calibration: clear message, no worker
     w.method_combo.setCurrentText("fewshot")
     assert w.autofocus() is None and "Calibrate first" in w.last_error
