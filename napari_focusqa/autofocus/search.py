@@ -194,14 +194,20 @@ def _fewshot(ctx: _Ctx, cal: Calibration, *, stain: str | None, max_images: int,
         take(float(new))
     zs = np.array([p[0] for p in pts])
     bs = np.array([p[1] for p in pts])
-    f, c, rmse = fit_shift(zs, bs, cal, lim.z_min_um, lim.z_max_um, fit_offset)
+    lo_f, hi_f = lim.z_min_um, lim.z_max_um
+    if test["convex"]:
+        # a bracketed valley has its minimum between the neighbours of the lowest point
+        zo, bo = zs[np.argsort(zs)], bs[np.argsort(zs)]
+        k = int(np.argmin(bo))
+        lo_f, hi_f = float(zo[k - 1]), float(zo[k + 1])
+    f, c, rmse = fit_shift(zs, bs, cal, lo_f, hi_f, fit_offset)
     run.info["fit"] = {"focus_um": f, "offset": c, "rmse": rmse, "fit_offset": fit_offset,
-                       "points": len(pts)}
+                       "points": len(pts), "search_um": [lo_f, hi_f]}
     if refine and len(run.acquisitions) - n0 < max_images:
         take(f)
         zs = np.array([p[0] for p in pts])
         bs = np.array([p[1] for p in pts])
-        f, c, rmse = fit_shift(zs, bs, cal, lim.z_min_um, lim.z_max_um, fit_offset)
+        f, c, rmse = fit_shift(zs, bs, cal, lo_f, hi_f, fit_offset)
         run.info["fit_refined"] = {"focus_um": f, "offset": c, "rmse": rmse}
     run.stop_reason = reason
     return f
