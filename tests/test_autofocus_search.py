@@ -111,7 +111,7 @@ def test_deconwolf_autofocus_from_several_starts(deconwolf_cal, method):
 def test_dfnn_fewshot_within_one_dof_of_documented_focus():
     path = require_shared(DFNN)
     cal = _calibrate(path, 19)
-    assert cal.dof_source == "fwhm/2"  # no NA in the file: DoF from the curve width
+    assert cal.dof_source == "fwhm/2 (blur:sf)"  # no NA in the file: DoF from the curve
     assert cal.dof_um == pytest.approx(cal.fwhm_um / 2)
     truth = 19 * 0.05
     for i, rel in enumerate((-0.9, -0.4, 0.3, 0.65)):
@@ -201,3 +201,27 @@ def test_singleshot_sign_convention_and_fallbacks(deconwolf_cal, tmp_path):
     run = run_autofocus(m, "singleshot", calibration=deconwolf_cal, distance_model=None)
     assert run.method_used == "fewshot" and "no distance model" in run.info["fallback"]
     assert abs(run.final_z_um - truth) <= 1.5 * dof  # from -6.4 DoF
+
+
+def test_installed_levels_model_blur_score_is_preferred():
+    """With a shipped levels model (fqa-levels) installed, calibration uses its expected
+    level as the blur score when the curve is usable, and few-shot still focuses."""
+    from napari_focusqa.core.model import default_model_id
+
+    mid = default_model_id()
+    if mid is None:
+        pytest.skip("no levels model installed (models/ has none yet)")
+    path = require_shared(DECONWOLF)
+    cal = _calibrate(path, 19, model="auto")
+    key = f"blur:{mid}"
+    assert key in cal.score_choice and "blur:sf" in cal.score_choice
+    if not cal.score_choice[key]["usable"]:
+        pytest.skip(f"{mid}'s blur curve is not usable on this stack: {cal.score_choice[key]}")
+    assert cal.score_name == key and cal.model_ref == mid
+    truth = 19 * 0.3
+    for i, rel in enumerate((-3.5, 1.5, 4.0)):
+        m = SimulatedMicroscope.from_file(path, focus_index=19, start_um=truth + rel, seed=i)
+        run = run_autofocus(m, "fewshot", calibration=cal)
+        assert run.ok and run.score_name == key
+        assert "expected_level" in run.acquisitions[0].stats
+        assert abs(run.final_z_um - truth) <= cal.dof_um

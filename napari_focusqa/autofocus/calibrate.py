@@ -7,12 +7,15 @@ profile ::
 
     b(z) = base - amp / (1 + ((z - z0) / alpha)**2) ** beta
 
-whose full width at half maximum is ``FWHM = 2 alpha sqrt(2**(1/beta) - 1)``. The
-calibration stores the curve centred on ``z0`` (so ``b_calib(0)`` is the sharpest
-point), the Moffat parameters, the FWHM, and the depth of field: from the optics when
-known, otherwise ``FWHM / 2``. When a levels model is installed, both the model's blur
-score and ``blur:sf`` are computed and the one with the better Moffat fit (R²) and a
-centred minimum is kept (recorded in ``score_choice``). When a distance model is
+whose full width at half maximum is ``FWHM = 2 alpha sqrt(2**(1/beta) - 1)`` (the
+measured half-maximum width when the fit's exceeds 80 % of the range). The calibration
+stores the curve centred on ``z0`` (so ``b_calib(0)`` is the sharpest point), the Moffat
+parameters, the FWHM, and the depth of field: from the optics when known, otherwise
+``FWHM / 2`` of the ``blur:sf`` curve (of the chosen curve if that one is unusable), so
+the unit does not change with the score. When a levels model is installed, both the model's blur score and
+``blur:sf`` are computed; the model's is kept when its curve is usable (centred,
+R² >= 0.8, valley narrower than 3/4 of the range), else ``blur:sf`` (``score_choice``
+records both). When a distance model is
 installed, its output over the calibration planes is regressed on ``z`` to record its
 gain and sign (used by the single-shot search).
 
@@ -199,6 +202,16 @@ def _candidate_scorers(model: Any, stain: str | None) -> list[Scorer]:
     return out
 
 
+MIN_CALIBRATION_PLANES = 7
+
+
+def _measured_fwhm(z: np.ndarray, b: np.ndarray) -> float:
+    """Width of the region whose blur is below half way between min and max."""
+    half = 0.5 * (float(b.min()) + float(b.max()))
+    below = z[b <= half]
+    return float(below.max() - below.min()) if below.size > 1 else float(np.median(np.diff(z)))
+
+
 def calibration_from_scores(
     z_um: np.ndarray,
     scores: dict[str, np.ndarray],
@@ -206,11 +219,22 @@ def calibration_from_scores(
     optics: Optics | None = None,
     model_refs: dict[str, str | None] | None = None,
     source: dict[str, Any] | None = None,
+    prefer: str = "model",
 ) -> Calibration:
-    """Fit every candidate score curve and keep the best one (see module doc)."""
+    """Fit every candidate score curve and keep one (see module doc).
+
+    A curve is *usable* when its Moffat fit has R² >= 0.8, its centre lies in the inner
+    80 % of the range and its valley is narrower than 75 % of the range (measured
+    half-maximum width). ``prefer="model"`` keeps a usable model score over ``blur:sf``
+    (DeepFocus' sample-invariant score); ``prefer="r2"`` keeps the best fit.
+    """
     z = np.asarray(z_um, dtype=np.float64)
     order = np.argsort(z)
     z = z[order]
+    if z.size < MIN_CALIBRATION_PLANES:
+        raise CalibrationError(f"calibration: need >= {MIN_CALIBRATION_PLANES} planes, got "
+                               f"{z.size}")
+    span = float(z[-1] - z[0])
     fits: dict[str, dict[str, float]] = {}
     choice: dict[str, Any] = {}
     for name, b in scores.items():
@@ -220,39 +244,43 @@ def calibration_from_scores(
         except CalibrationError as exc:
             choice[name] = {"error": str(exc)}
             continue
-        centred = z[0] + 0.1 * (z[-1] - z[0]) <= f["z0"] <= z[-1] - 0.1 * (z[-1] - z[0])
+        centred = z[0] + 0.1 * span <= f["z0"] <= z[-1] - 0.1 * span
         noise = float(np.std(np.diff(bb, 2)) / np.sqrt(6)) + 1e-12
-        snr = f["amp"] / noise
+        width = _measured_fwhm(z, bb)
+        if f["fwhm"] > 0.8 * span:  # the fit extrapolates far beyond the data: use the data
+            f["fwhm_moffat"] = f["fwhm"]
+            f["fwhm"] = width
+        narrow = width <= 0.75 * span
         choice[name] = {"r2": round(f["r2"], 4), "centred": bool(centred),
-                        "fwhm_um": round(f["fwhm"], 4), "contrast_to_noise": round(snr, 2)}
-        ok = centred and f["r2"] >= 0.8
-        fits[name] = dict(f, ok=float(ok), quality=f["r2"] + (1.0 if ok else 0.0))
-    if not fits:
-        raise CalibrationError("calibration: no score gave a usable blur curve; "
-                               f"details: {choice}")
-    best = max(fits, key=lambda n: (fits[n]["quality"], n == "blur:sf"))
-    if not fits[best]["ok"]:
+                        "fwhm_um": round(f["fwhm"], 4), "measured_fwhm_um": round(width, 4),
+                        "contrast_to_noise": round(f["amp"] / noise, 2)}
+        ok = bool(centred and narrow and f["r2"] >= 0.8)
+        choice[name]["usable"] = ok
+        fits[name] = dict(f, ok=float(ok))
+    usable = [n for n in fits if fits[n]["ok"]]
+    if not usable:
         raise CalibrationError(
             "calibration: the blur curve has no clear minimum inside the calibrated range "
             f"(fits: {choice}); acquire a stack centred on focus and spanning several DoF"
         )
+    models = [n for n in usable if n != "blur:sf"]
+    if prefer == "model" and models:
+        best = max(models, key=lambda n: fits[n]["r2"])
+    else:
+        best = max(usable, key=lambda n: (fits[n]["r2"], n == "blur:sf"))
     f = fits[best]
     choice["chosen"] = best
     bb = np.asarray(scores[best], dtype=np.float64)[order]
     moffat = {k: f[k] for k in ("z0", "amp", "base", "alpha", "beta", "fwhm", "r2")}
-    span = float(z[-1] - z[0])
-    if f["fwhm"] > 0.8 * span:  # the fit extrapolates far beyond the data: use the data
-        half = 0.5 * (float(bb.min()) + float(bb.max()))
-        below = z[bb <= half]
-        moffat["fwhm_moffat"] = f["fwhm"]
-        moffat["fwhm"] = f["fwhm"] = float(below.max() - below.min()) if below.size > 1 else \
-            float(np.median(np.diff(z)))
-        choice[best]["fwhm_um"] = round(f["fwhm"], 4)
-        choice[best]["fwhm_moffat_um"] = round(moffat["fwhm_moffat"], 4)
+    if "fwhm_moffat" in f:
+        moffat["fwhm_moffat"] = f["fwhm_moffat"]
     if optics is not None:
         dof, dof_src = optics.dof_um, "optics"
+    elif "blur:sf" in fits and fits["blur:sf"]["ok"]:
+        # the unit must not depend on which score won: use the SF curve's width
+        dof, dof_src = fits["blur:sf"]["fwhm"] / 2.0, "fwhm/2 (blur:sf)"
     else:
-        dof, dof_src = f["fwhm"] / 2.0, "fwhm/2"
+        dof, dof_src = f["fwhm"] / 2.0, f"fwhm/2 ({best})"
     centre = f["z0"]
     return Calibration(
         score_name=best, z_um=z - centre, blur=bb, moffat=moffat, dof_um=float(dof),
@@ -304,9 +332,9 @@ def calibrate_microscope(
         raise CalibrationError(f"step_um: must be > 0, got {step_um}")
     lo, hi = sorted((float(z_from_um), float(z_to_um)))
     n = int(np.floor((hi - lo) / step_um + 1e-9)) + 1
-    if n < 5:
+    if n < MIN_CALIBRATION_PLANES:
         raise CalibrationError(f"step_um: the range {lo}..{hi} µm with step {step_um} gives "
-                               f"{n} planes; need >= 5")
+                               f"{n} planes; need >= {MIN_CALIBRATION_PLANES}")
     zs = lo + step_um * np.arange(n)
     for z in (zs[0], zs[-1]):
         guard.check_target(z)
