@@ -44,3 +44,12 @@ def test_classic_to_stdout_and_bad_input(capsys):
     assert "calibration" in capsys.readouterr().err
     assert main(["autofocus", "--stack", stack, "--channel", "3", "--start-um", "3"]) == 2
     assert "channel" in capsys.readouterr().err
+
+
+def test_real_hardware_path_errors(tmp_path, capsys):
+    # --config: a missing file, and a config without limits, fail with exit 2 and a message
+    assert main(["autofocus", "--config", str(tmp_path / "none.cfg"), "--method",
+                 "classic"]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    assert main(["calibrate", "--config", str(tmp_path / "none.cfg"), "--out", "-"]) == 2
+    assert "config" in capsys.readouterr().err
