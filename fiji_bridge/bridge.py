@@ -661,6 +661,13 @@ def result_overlay(
     return ov
 
 
+def legend_text(k: int, width: int) -> str:
+    """Caption under the legend squares (shorter on narrow images)."""
+    if width >= 360:
+        return f"0 in focus ... {k - 1} defocused; dark = uncertain"
+    return f"0 in focus ... {k - 1}"
+
+
 def _add_legend(ov: Any, k: int, imp: Any = None) -> None:
     Roi = _jimport("ij.gui.Roi")
     TextRoi = _jimport("ij.gui.TextRoi")
@@ -676,7 +683,7 @@ def _add_legend(ov: Any, k: int, imp: Any = None) -> None:
         sq.setPosition(0)
         ov.add(sq)
     font = Font("SansSerif", Font.PLAIN, int(max(8, size - 2)))
-    txt = TextRoi(x0, y0 + size + 1, f"0 in focus ... {k - 1} defocused; dark = uncertain", font)
+    txt = TextRoi(x0, y0 + size + 1, legend_text(k, width), font)
     txt.setStrokeColor(Color(255, 255, 255))
     txt.setName(f"{LEGEND_ROI_PREFIX} text")
     txt.setPosition(0)

@@ -24,9 +24,14 @@ def make_screenshots(
     *,
     model: str = "default",
     scale: float = 1.0,
+    defocus_offset: int | None = None,
     timeout: float = 600.0,
 ) -> list[Path]:
-    """Run the macros on ``image`` in a real ImageJ; returns the two PNG paths."""
+    """Run the macros on ``image`` in a real ImageJ; returns the two PNG paths.
+
+    With ``defocus_offset`` the overlay picture shows the best slice and the slice
+    ``defocus_offset`` further, side by side.
+    """
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     overlay_png, curves_png = out / "fiji_overlay.png", out / "fiji_curves.png"
@@ -35,11 +40,26 @@ def make_screenshots(
         (ijdir / "plugins").mkdir(parents=True)
         install(ijdir)
         macro = Path(tmp) / "shot.ijm"
+        if defocus_offset is None:
+            assess = (f'run("Assess Focus", "model=[{model}] flatten=[{overlay_png}] '
+                      f'flatten_scale={scale:g}");\n')
+        else:
+            # best slice and a defocused one side by side, both flattened by ImageJ
+            assess = (
+                f'run("Assess Focus", "model=[{model}]");\n'
+                'id = getImageID(); z = getSliceNumber();\n'
+                'run("Flatten", "slice"); rename("focusqa_best");\n'
+                f'selectImage(id); Stack.setSlice(minOf(z + {defocus_offset}, nSlices));\n'
+                'run("Flatten", "slice"); rename("focusqa_defocused");\n'
+                'run("Combine...", "stack1=focusqa_best stack2=focusqa_defocused");\n'
+                f'if ({scale:g} != 1) run("Size...", "width=" + round(getWidth() * {scale:g}) '
+                f'+ " height=" + round(getHeight() * {scale:g}) + " interpolation=None");\n'
+                f'saveAs("PNG", "{overlay_png}");\n'
+                'selectImage(id);\n'
+            )
         macro.write_text(
-            f'open("{Path(image).resolve()}");\n'
-            f'run("Assess Focus", "model=[{model}] flatten=[{overlay_png}] '
-            f'flatten_scale={scale:g}");\n'
-            f'run("Focus Curves", "save=[{curves_png}]");\n',
+            f'open("{Path(image).resolve()}");\n' + assess
+            + f'run("Focus Curves", "save=[{curves_png}]");\n',
             encoding="utf-8",
         )
         code, _ = run_macro(macro, imagej_dir=ijdir, expect=(overlay_png, curves_png),
@@ -55,8 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("out_dir")
     p.add_argument("--model", default="default")
     p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--defocus-offset", type=int, default=None,
+                   help="also show the slice this many slices after the best one")
     a = p.parse_args(argv)
-    for path in make_screenshots(a.image, a.out_dir, model=a.model, scale=a.scale):
+    for path in make_screenshots(a.image, a.out_dir, model=a.model, scale=a.scale,
+                                 defocus_offset=a.defocus_offset):
         print(f"wrote {path}")
     return 0
 

@@ -168,7 +168,9 @@ function fqLoadLegend(path, width) {
 	if (fs < 8) fs = 8;
 	setFont("SansSerif", fs);
 	setColor("white");
-	Overlay.drawString("0 in focus ... " + (k - 1) + " defocused; dark = uncertain", 2, 2 + size + 1 + fs);
+	caption = "0 in focus ... " + (k - 1);
+	if (width >= 360) caption = caption + " defocused; dark = uncertain";
+	Overlay.drawString(caption, 2, 2 + size + 1 + fs);
 	Overlay.setPosition(0);
 	return k;
 }
