@@ -227,8 +227,13 @@ def test_assess_focus_macro_end_to_end(tmp_path, sharpness_model, capsys):
 
 @pytest.mark.java
 def test_macro_errors_reach_the_imagej_log(tmp_path, capsys):
+    import glob
+    import tempfile
+
     _java()
     ijdir = _installed(tmp_path)
+    exchange = os.path.join(tempfile.gettempdir(), "focusqa-*")
+    before = set(glob.glob(exchange))
     out = tmp_path / "never.csv"
     bad_model = tmp_path / "nope" / "card.json"
     m1 = tmp_path / "bad_model.ijm"
@@ -248,6 +253,8 @@ def test_macro_errors_reach_the_imagej_log(tmp_path, capsys):
     cap = capsys.readouterr()
     assert rc == 1
     assert "FocusQA error: no image is open" in cap.out
+    # the temporary exchange folders are removed on the error paths too
+    assert set(glob.glob(exchange)) <= before
 
 
 @pytest.mark.java

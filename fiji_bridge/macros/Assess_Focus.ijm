@@ -16,6 +16,8 @@
 // Installed by `focusqa fiji install`; the Python below is the one FocusQA runs in.
 var FQ_PYTHON = "@@FOCUSQA_PYTHON@@";
 var FQ_VERSION = "@@FOCUSQA_VERSION@@";
+var FQ_TMP = "";
+var FQ_KEEP = false;
 
 args = fqOptions();
 model = fqOpt(args, "model", "default");
@@ -26,6 +28,7 @@ savePath = fqOpt(args, "save", "");
 flattenPath = fqOpt(args, "flatten", "");
 flattenScale = parseFloat(fqOpt(args, "flatten_scale", "1"));
 keep = fqFlag(args, "keep");
+FQ_KEEP = keep;
 
 if (openPath != "") open(openPath);
 if (nImages == 0) fqFail("no image is open (open one, or pass open=[path])");

@@ -10,6 +10,8 @@
 // Installed by `focusqa fiji install`; the Python below is the one FocusQA runs in.
 var FQ_PYTHON = "@@FOCUSQA_PYTHON@@";
 var FQ_VERSION = "@@FOCUSQA_VERSION@@";
+var FQ_TMP = "";
+var FQ_KEEP = false;
 
 args = fqOptions();
 model = fqOpt(args, "model", "none");
@@ -17,6 +19,7 @@ openPath = fqOpt(args, "open", "");
 savePath = fqOpt(args, "save", "");
 csvPath = fqOpt(args, "csv", "");
 keep = fqFlag(args, "keep");
+FQ_KEEP = keep;
 
 if (openPath != "") open(openPath);
 if (nImages == 0) fqFail("no image is open (open one, or pass open=[path])");

@@ -35,19 +35,22 @@ function fqFlag(args, key) {
 // Report an error in the Log (and, interactively, in a dialog) and stop the macro.
 function fqFail(msg) {
 	print("FocusQA error: " + msg);
+	if (FQ_TMP != "" && !FQ_KEEP) fqDeleteDir(FQ_TMP);
 	if (is("batch mode")) exit();
 	exit("FocusQA error: " + msg);
 }
 
 // A new empty temporary folder for the data exchange with Python.
 function fqTempDir() {
-	d = getDirectory("temp") + "focusqa-" + getTime() + "-" + round(random * 1e6) + File.separator;
+	d = getDirectory("temp") + "focusqa-" + d2s(getTime(), 0) + "-" + d2s(random * 1e6, 0) + File.separator;
 	File.makeDirectory(d);
 	if (!File.isDirectory(d)) fqFail("cannot create the temporary folder " + d);
+	FQ_TMP = d;
 	return d;
 }
 
 function fqDeleteDir(d) {
+	if (!File.isDirectory(d)) return;
 	list = getFileList(d);
 	for (i = 0; i < list.length; i++) ok = File.delete(d + list[i]);
 	ok = File.delete(d);
