@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="FocusQA napari screenshot")
     ap.add_argument("out", type=Path)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--z", type=int, default=None, help="slice to show (default: best - 2)")
+    ap.add_argument("--z", type=int, default=None, help="slice to show (default: 5 slices below the best)")
     ap.add_argument("--size", default="1800x1080", help="window size WxH")
     args = ap.parse_args(argv)
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {aw.last_error}", file=sys.stderr)
         return 1
     best = aw.results[0].curve.best_z_index
-    z = best - 2 if args.z is None else args.z
+    z = max(0, best - 5) if args.z is None else args.z
     aw.go_to_slice(aw.results[0], z)
     aw.summary.selectRow(z)
     viewer.reset_view()

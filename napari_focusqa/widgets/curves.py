@@ -115,6 +115,7 @@ class CurvesWidget(QWidget):
         self.lines.clear()
         self.cursors = []
         entries = self.entries()
+        self.hint.setVisible(not entries)
         if self.mode.currentText() == MODE_BOX:
             self._draw_box(entries)
         else:
