@@ -355,3 +355,22 @@ def test_cancel_keeps_rows_and_resume_completes(plate, tmp_path, sharpness_model
     assert s.files_skipped == 1 and s.files_done == len(good) + len(BAD) - 1
     files = [r["file"] for r in batch.read_results(out)]
     assert len(set(files)) == len(good) + len(BAD)
+
+
+def test_default_shipped_model_on_real_in_focus_fields(tmp_path, capsys) -> None:
+    """Without --model the installed default model is used (skips when none is shipped)."""
+    from conftest import require_shared
+
+    from napari_focusqa.core.model import default_model_id
+
+    mid = default_model_id()
+    if mid is None:
+        pytest.skip("no shipped levels model installed in models/")
+    path = require_shared("bbbc006_hoechst_infocus_9fields.tif")
+    out = tmp_path / "real.parquet"
+    assert main(["batch", str(path), "--out", str(out), "--workers", "0", "--no-progress"]) == 0
+    rows = batch.read_results(out)
+    assert len(rows) == 9 and {r["model"] for r in rows} == {mid}
+    # 9 in-focus Hoechst fields (BBBC006 z=16): the shipped model calls most in focus
+    assert sum(r["in_focus"] for r in rows) >= 7
+    assert "out of focus per channel" in capsys.readouterr().out
