@@ -254,8 +254,18 @@ def test_sample_data_sf_only_and_2d(make_napari_viewer, qtbot, sharpness_model):
 
 
 def test_bad_input_and_cancel(make_napari_viewer, qtbot, sharpness_model):
+    from napari_focusqa.core.model import default_model_id, list_models
+    from napari_focusqa.widgets.assess import SF_ONLY
+
     viewer = make_napari_viewer()
     aw, _ = _widgets(viewer)
+    # the model menu: installed levels models + "none (SF only)"; default model preselected
+    items = [aw.model_combo.itemText(i) for i in range(aw.model_combo.count())]
+    levels = [c["id"] for c in list_models() if c.get("task") in ("levels", "levels-stain")]
+    assert items == levels + [SF_ONLY]
+    assert aw.model_choice() == default_model_id()
+    with pytest.raises(Exception, match="not an installed levels model"):
+        aw.set_model("no-such-model")
     qtbot.mouseClick(aw.assess_btn, Qt.MouseButton.LeftButton)
     assert "No image layer" in aw.last_error and not aw.running
     viewer.add_image(np.zeros((64, 64, 3), np.uint8), name="photo", rgb=True)
