@@ -219,6 +219,9 @@ def test_sample_data_sf_only_and_2d(make_napari_viewer, qtbot, sharpness_model):
     assert [ly.name for ly in layers] == ["Hoechst 33342", "Phalloidin-488"]
     aw, cw = _widgets(viewer)
     assert [aw.stain_of(ly) for ly in layers] == ["nucleus", "actin"]
+    layers[1].name = "actin 488"  # the channel table follows renames
+    assert aw.layers_table.item(1, 1).text() == "actin 488"
+    layers[1].name = "Phalloidin-488"
     # SF only: curves, no patch layers; best slices are the sample's designed foci
     aw.set_model(None)
     _click_assess(qtbot, aw)

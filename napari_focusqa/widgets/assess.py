@@ -221,15 +221,34 @@ class AssessWidget(QWidget):
         self._refresh_models()
         self._refresh_layers()
         ev = self.viewer.layers.events
-        for name in ("inserted", "removed", "moved"):
-            getattr(ev, name).connect(self._refresh_layers)
-        ev.removed.connect(self._prune_results)
-        for ly in self.viewer.layers:
-            ly.events.name.connect(self._refresh_layers)
-        ev.inserted.connect(lambda e: e.value.events.name.connect(self._refresh_layers))
-        self.viewer.dims.events.current_step.connect(self._update_per_slice)
+        conns: list[tuple[Any, Any]] = [
+            (ev.inserted, self._refresh_layers),
+            (ev.removed, self._refresh_layers),
+            (ev.moved, self._refresh_layers),
+            (ev.removed, self._prune_results),
+            (ev.inserted, self._watch_name),
+            (self.viewer.dims.events.current_step, self._update_per_slice),
+        ]
+        conns += [(ly.events.name, self._refresh_layers) for ly in self.viewer.layers]
+        for emitter, cb in conns:
+            emitter.connect(cb)
+        self._conns = conns
         cancel_event = self._cancel
-        self.destroyed.connect(lambda *_: cancel_event.set())
+
+        def _cleanup(*_: Any) -> None:  # widget closed: stop the worker, drop callbacks
+            cancel_event.set()
+            for emitter, cb in conns:
+                try:
+                    emitter.disconnect(cb)
+                except (RuntimeError, TypeError, ValueError):
+                    pass
+
+        self.destroyed.connect(_cleanup)
+
+    def _watch_name(self, event: Any) -> None:
+        emitter = event.value.events.name
+        emitter.connect(self._refresh_layers)
+        self._conns.append((emitter, self._refresh_layers))
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
