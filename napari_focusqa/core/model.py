@@ -77,15 +77,20 @@ def normalise_patches(patches: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
             np.float32
         )
     if method in ("zscore", "log-zscore"):
+        x = np.array(x, dtype=np.float32)  # own copy, then in place (float32 throughout)
         if method == "log-zscore":
-            x = np.log1p(np.maximum(x, 0.0))
-        eps = float(spec.get("eps", 1e-6))
-        mean = x.mean(axis=(-2, -1), keepdims=True, dtype=np.float64)
-        std = x.std(axis=(-2, -1), keepdims=True, dtype=np.float64)
-        out = (x - mean) / (std + eps)
+            np.maximum(x, 0.0, out=x)
+            np.log1p(x, out=x)
+        eps = np.float32(spec.get("eps", 1e-6))
+        mean = x.mean(axis=(-2, -1), keepdims=True)
+        x -= mean
+        std = np.sqrt(np.einsum("...ij,...ij->...", x, x) / np.float32(x.shape[-1] * x.shape[-2]))
+        std = std[..., None, None]
         # (numerically) constant patches carry no structure: exactly zero, never noise
         flat = std <= 1e-6 * np.maximum(1.0, np.abs(mean))
-        return np.where(flat, 0.0, out).astype(np.float32)
+        x /= std + eps
+        x[np.broadcast_to(flat, x.shape)] = 0.0
+        return x
     raise ModelCardError(
         f"input_normalisation.method: expected one of {NORMALISATIONS}, got {method!r}"
     )
