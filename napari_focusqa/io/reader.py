@@ -194,6 +194,19 @@ def _quiet_tifffile() -> Iterator[None]:
         log.setLevel(old)
 
 
+def _check_size(path: str, nbytes: int) -> None:
+    """Refuse images whose header claims more bytes than this machine's memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if nbytes > total:
+        raise ImageError(
+            f"{path}: header claims {nbytes / 2**30:.1f} GiB of pixels, more than this "
+            f"machine's {total / 2**30:.1f} GiB of memory (damaged file?)"
+        )
+
+
 def read_tiff(path: str) -> ImageData:
     with _quiet_tifffile():
         return _read_tiff(path)
@@ -208,6 +221,7 @@ def _read_tiff(path: str) -> ImageData:
                 raise ImageError(f"{path}: TIFF contains no image series")
             series = tif.series[0]
             axes = series.axes
+            _check_size(path, int(series.size) * series.dtype.itemsize)
             arr = series.asarray()
             meta: dict[str, Any] = {}
             canon = _canonical(arr, axes, path)
@@ -218,9 +232,11 @@ def _read_tiff(path: str) -> ImageData:
                 meta.update(_imagej_meta(tif, nc))
     except ImageError:
         raise
-    except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError) as exc:
+    except MemoryError as exc:
+        raise ImageError(f"{path}: image does not fit in memory") from exc
+    except Exception as exc:  # tifffile/imagecodecs raise many types for damaged data
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImageError(f"{path}: not a readable TIFF ({reason})") from exc
+        raise ImageError(f"{path}: not a readable TIFF ({type(exc).__name__}: {reason})") from exc
     names = meta.get("channel_names") or [None] * nc
     if len(names) != nc:
         names = [None] * nc
