@@ -106,7 +106,7 @@ def synthetic(card_paths: dict[str, Path]) -> dict[str, Any]:
             print(f"[synthetic] test set for {mid}: {len(cache[key])} patches "
                   f"({time.time() - t:.0f}s)", flush=True)
         onnx_path = cp.parent / card["onnx"]
-        m = evaluate_set(cfg, onnx_path, cache[key], threads=2)
+        m = evaluate_set(cfg, onnx_path, cache[key], threads=int(cfg["threads"]))
         res[mid] = m
         stored = card.get("metrics", {}).get("heldout_synthetic")
         res[mid]["matches_card"] = _same(stored, m)
