@@ -486,8 +486,12 @@ class _ParquetSink:
             self.flush()
 
     def flush(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError as exc:
+            raise BatchError("--out: parquet output needs pyarrow (pip install pyarrow); "
+                             "or write .csv") from exc
 
         table = pa.Table.from_pylist(self.rows, schema=self._schema())
         buf = pa.BufferOutputStream()
@@ -754,8 +758,14 @@ def run_batch(
             summary.workers = "serial (1 process)"
             results = _iter_serial(todo, fm, zstack)
         else:
-            import dask
-            from distributed import Client, LocalCluster
+            try:
+                import dask
+                from distributed import Client, LocalCluster
+            except ImportError as exc:
+                raise BatchError(
+                    "--workers/--scheduler: dask.distributed is not installed "
+                    "(pip install 'napari-focusqa[dask]'), or use --workers 0"
+                ) from exc
 
             threads = worker_threads
             if client is None and scheduler is None:
@@ -782,9 +792,13 @@ def run_batch(
             ref = _model_ref_for_workers(fm if isinstance(model, FocusModel) else model)
             results = _iter_dask(todo, client, ref, threads, zstack,
                                  max_in_flight or 4 * max(n, 1))
+        tqdm: Any = None
         if progress and todo:
-            from tqdm import tqdm
-
+            try:
+                from tqdm import tqdm
+            except ImportError:  # the progress bar is optional
+                tqdm = None
+        if tqdm is not None:
             bar = tqdm(total=len(todo), unit="file", file=sys.stderr, dynamic_ncols=True,
                        desc="focusqa batch")
         for res in results:
