@@ -626,10 +626,13 @@ COMPRESSED_BAD = [("zlib", "cut"), ("zlib", "flip"), ("lzw", "flip"), ("packbits
 
 
 @pytest.mark.parametrize(("comp", "kind"), COMPRESSED_BAD)
-def test_corrupt_compressed_tiff_is_an_image_error(comp, kind, tmp_path) -> None:
+def test_corrupt_compressed_tiff_is_an_image_error(comp, kind, tmp_path, capsys) -> None:
     path = _corrupt_compressed(tmp_path, comp, kind)
     with pytest.raises(ImageError, match=path.name):
         read_image(path)
+    assert main(["assess", str(path), "--model", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and path.name in err
 
 
 def test_batch_rows_for_corrupt_compressed_tiffs(tmp_path) -> None:
