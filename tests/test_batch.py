@@ -374,3 +374,45 @@ def test_default_shipped_model_on_real_in_focus_fields(tmp_path, capsys) -> None
     # 9 in-focus Hoechst fields (BBBC006 z=16): the shipped model calls most in focus
     assert sum(r["in_focus"] for r in rows) >= 7
     assert "out of focus per channel" in capsys.readouterr().out
+
+
+def test_sigterm_on_local_cluster_stops_cleanly_then_resumes(tmp_path, sharpness_model) -> None:
+    psutil = pytest.importorskip("psutil")
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(12)
+    n = 120
+    base = [_cells(rng, (336, 336), sigma=s) for s in (0.0, 4.0)]
+    for i in range(n):
+        tifffile.imwrite(folder / f"img_{i:04d}.tif", base[i % 2] + np.uint16(i % 5))
+    out = tmp_path / "res.csv"
+    cmd = [sys.executable, "-m", "napari_focusqa", "batch", str(folder), "--out", str(out),
+           "--workers", "2", "--model", str(sharpness_model), "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    children: list = []
+    try:
+        t0 = time.monotonic()
+        parent = psutil.Process(proc.pid)
+        while time.monotonic() - t0 < 90:  # wait until the workers are up and busy
+            assert proc.poll() is None, proc.communicate()
+            children = parent.children(recursive=True)
+            if len(children) >= 2 and _count_data_lines(out) >= 5:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        stdout, _stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "run again with --resume" in stdout
+    gone, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, f"worker processes left behind: {alive}"
+    before = batch.read_results(out)
+    assert 5 <= len(before) < n
+    s = batch.run_batch([folder], out, model=sharpness_model, workers=0, resume=True,
+                        progress=False, log=None)
+    assert s.files_skipped == len(before) - 1  # CSV: the last file written is redone
+    names = [Path(r["file"]).name for r in batch.read_results(out)]
+    assert len(names) == len(set(names)) == n
