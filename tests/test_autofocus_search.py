@@ -225,3 +225,20 @@ def test_installed_levels_model_blur_score_is_preferred():
         assert run.ok and run.score_name == key
         assert "expected_level" in run.acquisitions[0].stats
         assert abs(run.final_z_um - truth) <= cal.dof_um
+
+
+def test_singleshot_refuses_a_distance_model_that_does_not_track_z(tmp_path):
+    """The calibration runs the distance model over its stack; a model whose output does
+    not follow z there (here: constant) makes single-shot fall back instead of moving."""
+    path = require_shared(DECONWOLF)
+    const = _constant_distance_model(tmp_path, 3.0, 0.95)
+    cm = SimulatedMicroscope.from_file(path, focus_index=19, seed=50)
+    lo, hi = cm.travel
+    cal = calibrate_microscope(cm, StageGuard(cm, default_limits(cm)), z_from_um=lo, z_to_um=hi,
+                               step_um=0.3, model=None, optics=cm.optics,
+                               distance_model=str(const))
+    assert cal.distance["model"] == "const-d3p0-c0p95" and abs(cal.distance["r"]) < 0.1
+    m = SimulatedMicroscope.from_file(path, focus_index=19, start_um=19 * 0.3 + 2.0, seed=5)
+    run = run_autofocus(m, "singleshot", calibration=cal, distance_model=str(const))
+    assert run.method_used == "fewshot" and "does not track" in run.info["fallback"]
+    assert run.ok and abs(run.final_z_um - 19 * 0.3) <= cal.dof_um

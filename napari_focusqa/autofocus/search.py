@@ -18,8 +18,10 @@ singleshot (DeepAf-like)
     One image -> signed defocus from the installed ``distance`` model (``fqa-distance``),
     patch outputs combined by confidence-weighted median -> move -> one confirmation
     image (and at most one correction move). Falls back to fewshot (reusing the images
-    already taken) when no distance model is installed, the confidence is low, or the
-    patches disagree about the sign.
+    already taken) when no distance model is installed, the confidence is low, the
+    patches disagree about the sign, or the calibration stack showed that the model does
+    not track signed z on this microscope (correlation |r| < 0.7 between its output and
+    the calibration z; its gain is used otherwise).
 classic (Micro-Manager OughtaFocus-like baseline)
     Brent's bounded minimisation of ``-SF`` over ``start ± search range``.
 """
@@ -316,7 +318,8 @@ def predict_distance(img: np.ndarray, model: Any, *, stain: str | None = None,
 
 def _singleshot(ctx: _Ctx, cal: Calibration | None, *, stain: str | None, dof: float | None,
                 min_confidence: float, min_sign_agreement: float,
-                fewshot_kwargs: dict[str, Any], distance_model: Any = "auto") -> float:
+                fewshot_kwargs: dict[str, Any], distance_model: Any = "auto",
+                min_track_r: float = 0.7) -> float:
     guard, run = ctx.guard, ctx.run
     lim = guard.limits
     model = _find_distance_model(distance_model)
@@ -334,9 +337,13 @@ def _singleshot(ctx: _Ctx, cal: Calibration | None, *, stain: str | None, dof: f
     unit = model.card.get("dof_um") or dof
     gain = 1.0
     if cal is not None and cal.distance and cal.distance.get("model") == model.id:
-        if abs(cal.distance.get("r", 0.0)) >= 0.5 and abs(cal.distance["gain"]) > 0.1:
-            gain = float(cal.distance["gain"])
-            unit = cal.dof_um
+        # the calibration stack shows whether the model tracks *signed* z here
+        r, g = float(cal.distance.get("r", 0.0)), float(cal.distance.get("gain", 0.0))
+        if abs(r) < min_track_r or abs(g) <= 0.1:
+            return fallback(f"{model.id} does not track signed defocus on the calibration "
+                            f"stack (r = {r:.2f}, gain = {g:.2f}): sign ambiguous", None)
+        gain = g
+        unit = cal.dof_um
     if not unit:
         return fallback("the depth of field is unknown (no calibration or optics)", None)
     run.info["distance_model"] = {"id": model.id, "gain": gain, "dof_unit_um": float(unit)}
