@@ -165,6 +165,11 @@ def collect_sources(cfg: dict[str, Any], split: str) -> list[Source]:
         real = real_sources(split)
         if not real and os.environ.get("FOCUSQA_REQUIRE_SHARED_DATA") == "1":
             raise FileNotFoundError("../shared/data is required (FOCUSQA_REQUIRE_SHARED_DATA=1)")
+        if not real:
+            import warnings
+
+            warnings.warn("../shared/data not found: training from the procedural source only",
+                          stacklevel=2)
         out += real
     return out
 

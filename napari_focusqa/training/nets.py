@@ -273,4 +273,5 @@ def count_macs(model: nn.Module, example: tuple[torch.Tensor, ...]) -> int:
 
 
 def count_params(model: nn.Module) -> int:
+    """Number of trainable and fixed parameters (buffers excluded)."""
     return int(sum(p.numel() for p in model.parameters()))

@@ -79,6 +79,7 @@ class Optics:
         return float(geo * self.pixel_um * self.n / (2.0 * self.na))
 
     def to_dict(self) -> dict[str, Any]:
+        """Fields plus the derived ``dof_um`` (for model cards)."""
         d = asdict(self)
         d["dof_um"] = self.dof_um
         return d
@@ -195,6 +196,7 @@ class LevelSpec:
     step_px: float = 2.7
 
     def diameters_px(self) -> list[float]:
+        """Blur diameter of every level in pixels."""
         d = [self.optics.blur_diameter_px(0.0)]
         d += [self.d0_px + i * self.step_px for i in range(1, self.num_levels)]
         return [float(v) for v in d]
@@ -261,6 +263,7 @@ def fft_blur_bank(image: np.ndarray, kernels: list[np.ndarray]) -> np.ndarray:
 
 
 def _fast_len(n: int) -> int:
+    """Next FFT-friendly length >= n."""
     from scipy import fft as sfft
 
     return int(sfft.next_fast_len(n, real=True))

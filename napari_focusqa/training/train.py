@@ -88,10 +88,12 @@ def load_config(path: str | os.PathLike[str] | None, **overrides: Any) -> dict[s
 
 
 def optics_of(cfg: dict[str, Any]) -> Optics:
+    """The :class:`Optics` of a config."""
     return Optics(**cfg["optics"])
 
 
 def level_spec(cfg: dict[str, Any]) -> LevelSpec:
+    """The :class:`LevelSpec` (blur diameters and z of the levels) of a config."""
     return LevelSpec(optics_of(cfg), **cfg["levels"])
 
 
@@ -120,6 +122,7 @@ def build_set(cfg: dict[str, Any], split: str) -> D.PatchSet:
 
 
 def make_net(cfg: dict[str, Any]) -> torch.nn.Module:
+    """The network named by ``cfg["arch"]`` (lean, yang, stain, distance)."""
     k = int(cfg["levels"]["num_levels"])
     w = tuple(cfg["widths"])
     arch = cfg["arch"]
@@ -315,6 +318,7 @@ def headline(cfg: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
 
 def build_card(cfg: dict[str, Any], net: torch.nn.Module, info: dict[str, Any],
                train_set: D.PatchSet, metrics: dict[str, Any], onnx_name: str) -> dict[str, Any]:
+    """The model card (docs/model-card.md) of a trained network; sha256 is filled on save."""
     spec = level_spec(cfg)
     o = optics_of(cfg)
     task = cfg["task"]
