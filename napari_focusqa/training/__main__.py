@@ -11,7 +11,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     """Train one model from a config (a JSON path or a name in ``training/configs``)."""
     ap = argparse.ArgumentParser(prog="focusqa-train", description=__doc__)
-    ap.add_argument("config", help="config JSON path or name (fqa-levels, fqa-stain, fqa-distance, "
+    ap.add_argument("config", nargs="?", help="config JSON path or name (fqa-levels, fqa-stain, fqa-distance, "
                     "yang-baseline, fqa-levels-procedural, smoke)")
     ap.add_argument("--steps", type=int, help="exact number of steps (overrides the time budget)")
     ap.add_argument("--time-budget", type=float, dest="time_budget_s", help="seconds of training")
@@ -24,10 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     from napari_focusqa.training.train import CONFIG_DIR, load_config, run
 
-    if a.list:
+    if a.list or not a.config:
         for p in sorted(CONFIG_DIR.glob("*.json")):
             print(p.stem)
-        return 0
+        return 0 if a.list else 2
     cfg = load_config(a.config, steps=a.steps, time_budget_s=a.time_budget_s, out_dir=a.out_dir,
                       threads=a.threads, seed=a.seed, id=a.id,
                       sources=a.sources.split(",") if a.sources else None)
