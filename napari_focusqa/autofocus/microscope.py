@@ -10,13 +10,12 @@ they go through :class:`napari_focusqa.autofocus.safety.StageGuard`.
 
 from __future__ import annotations
 
-import logging
 import os
-from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from napari_focusqa._logging import quiet_logger
 from napari_focusqa.core.errors import FocusQAError
 
 
@@ -43,17 +42,10 @@ class Microscope(Protocol):
         """Known facts: ``pixel_size_um``, ``optics`` (NA, wavelength...), travel range."""
 
 
-@contextmanager
 def quiet_pymmcore() -> Any:
     """Silence pymmcore-plus' "no Micro-Manager installation" error log (expected when
     only pure-Python devices are used)."""
-    logger = logging.getLogger("pymmcore-plus")
-    old = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(old)
+    return quiet_logger("pymmcore-plus")
 
 
 class MMCoreMicroscope:

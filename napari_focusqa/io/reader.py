@@ -7,16 +7,14 @@
 from __future__ import annotations
 
 import ast
-import contextlib
-import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from napari_focusqa._logging import quiet_logger
 from napari_focusqa.core.errors import ImageError
 from napari_focusqa.core.stains import stain_for_channel
 
@@ -182,18 +180,6 @@ def _imagej_meta(tif: Any, n_channels: int) -> dict[str, Any]:
     return out
 
 
-@contextlib.contextmanager
-def _quiet_tifffile() -> Iterator[None]:
-    """tifffile logs warnings for damaged files; we raise one clear error instead."""
-    log = logging.getLogger("tifffile")
-    old = log.level
-    log.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        log.setLevel(old)
-
-
 def _check_size(path: str, nbytes: int) -> None:
     """Refuse images whose header claims more bytes than this machine's memory."""
     try:
@@ -208,7 +194,8 @@ def _check_size(path: str, nbytes: int) -> None:
 
 
 def read_tiff(path: str) -> ImageData:
-    with _quiet_tifffile():
+    # tifffile logs warnings for damaged files; we raise one clear error instead
+    with quiet_logger("tifffile"):
         return _read_tiff(path)
 
 
