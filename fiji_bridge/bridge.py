@@ -882,7 +882,7 @@ def assess_imageplus(
             for s in c.slices:
                 s.source["t_index"] = frame
     nz = data.n_slices
-    ordered = [c.slices[z] for z in range(nz) for c in stack.channels]
+    ordered = stack.planes()
     one = nz == 1 and len(stack.channels) == 1
     res: FocusResult | StackResult = stack.channels[0].slices[0] if one else stack
     records = [s.to_record() for s in ordered]

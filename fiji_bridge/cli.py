@@ -324,8 +324,7 @@ def assess_for_macro(
     src = {"file": label or image}
     res = assess_stack(img.zcyx(frame), fm, z_step_um=img.z_step_um,
                        channel_names=img.channel_names, stains=img.stains, source=src)
-    nz = img.n_slices
-    ordered = [c.slices[z] for z in range(nz) for c in res.channels]
+    ordered = res.planes()
     if nt > 1:
         for s in ordered:
             s.source["t_index"] = frame

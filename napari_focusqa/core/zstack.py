@@ -93,8 +93,13 @@ class StackResult:
     def best_z_index(self) -> dict[int, int]:
         return {c.channel: c.best_z_index for c in self.channels}
 
+    def planes(self) -> list[FocusResult]:
+        """Every plane's result in ``focusqa assess`` order: z outer, channel inner."""
+        nz = min((c.n_slices for c in self.channels), default=0)
+        return [c.slices[z] for z in range(nz) for c in self.channels]
+
     def records(self) -> list[dict[str, Any]]:
-        """One record per plane (the CLI/CSV table form)."""
+        """One record per plane (the CLI/CSV table form), channel by channel."""
         return [s.to_record() for c in self.channels for s in c.slices]
 
     def to_dict(self) -> dict[str, Any]:
