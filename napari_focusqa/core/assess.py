@@ -15,7 +15,7 @@ import numpy as np
 
 from napari_focusqa.core import metrics as _metrics
 from napari_focusqa.core.errors import ImageError
-from napari_focusqa.core.patches import DEFAULT_PATCH_SIZE, PatchGrid, make_grid
+from napari_focusqa.core.patches import PatchGrid, make_grid
 from napari_focusqa.core.validate import as_image2d
 
 #: columns of the one-record-per-plane table (CLI CSV, Fiji Results, napari table)
@@ -237,7 +237,7 @@ def assess_image(
     if stain is not None:
         src.setdefault("stain", stain)
     if model is None:
-        grid = make_grid(img.shape, patch_size or DEFAULT_PATCH_SIZE) if patch_size else None
+        grid = make_grid(img.shape, patch_size) if patch_size else None
         return FocusResult(grid=grid, probabilities=None, metrics=vals, source=src)
     fm = load_model(model)
     grid = make_grid(img.shape, patch_size or fm.patch_size)

@@ -20,7 +20,7 @@ from napari_focusqa.core.stains import stain_for_channel
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf")
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-_MICRO = ("µm", "um", "micron", "microns", "\\u00b5m", "μm")
+_MICRO = ("µm", "um", "micron", "microns", "micrometer", "\\u00b5m", "μm")
 
 
 @dataclass
@@ -113,7 +113,7 @@ def _um(value: float, unit: str | None) -> float | None:
         return value / 1000.0
     if u in ("mm",):
         return value * 1000.0
-    if u in _MICRO or u.replace("\\u00b5", "µ") in _MICRO or u in ("micrometer", "µm"):
+    if u in _MICRO:
         return value
     return value if not u else None
 
