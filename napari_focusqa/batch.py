@@ -286,37 +286,38 @@ def _error_text(exc: BaseException) -> str:
 
 
 def _plane_rows(path: str, fm: Any) -> list[dict[str, Any]]:
-    from napari_focusqa.cli import plane_results
+    from napari_focusqa.pipeline import assess_file as pipeline_assess_file
 
-    return [res.to_record() for _img, res in plane_results(path, fm)]
+    return [res.to_record() for res in pipeline_assess_file(path, fm, "planes")]
 
 
 def _stack_rows(path: str, fm: Any) -> list[dict[str, Any]]:
-    from napari_focusqa.cli import stack_result_for
+    from napari_focusqa.pipeline import assess_file as pipeline_assess_file
 
-    res = stack_result_for(path, fm)
     rows = []
-    for c in res.channels:
-        b = c.best_z_index
-        best = c.slices[b]
-        rows.append(
-            {
-                "file": path,
-                "channel": c.name if c.name is not None else c.channel,
-                "channel_index": c.channel,
-                "stain": c.stain,
-                "model": res.model_id,
-                "n_slices": c.n_slices,
-                "z_step_um": c.z_step_um,
-                "best_z_index": b,
-                "best_z_um": c.best_z_um,
-                "best_z_index_model": c.best_z_index_model,
-                "best_sf": best.sf,
-                "predicted_level_at_best": best.predicted_level,
-                "expected_level_at_best": best.expected_level,
-                "in_focus_at_best": best.in_focus,
-            }
-        )
+    for res in pipeline_assess_file(path, fm, "stack"):
+        for c in res.channels:
+            b = c.best_z_index
+            best = c.slices[b]
+            rows.append(
+                {
+                    "file": path,
+                    **{k: res.source[k] for k in ("series", "t_index") if k in res.source},
+                    "channel": c.name if c.name is not None else c.channel,
+                    "channel_index": c.channel,
+                    "stain": c.stain,
+                    "model": res.model_id,
+                    "n_slices": c.n_slices,
+                    "z_step_um": c.z_step_um,
+                    "best_z_index": b,
+                    "best_z_um": c.best_z_um,
+                    "best_z_index_model": c.best_z_index_model,
+                    "best_sf": best.sf,
+                    "predicted_level_at_best": best.predicted_level,
+                    "expected_level_at_best": best.expected_level,
+                    "in_focus_at_best": best.in_focus,
+                }
+            )
     return rows
 
 
@@ -847,7 +848,12 @@ def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from napari_focusqa.cli import _model_arg
+    from napari_focusqa.core.model import default_model_id
+
+    def _model_arg(value: str | None) -> str | None:
+        if value in (None, ""):
+            return default_model_id()
+        return None if value.lower() == "none" else value
 
     if threading_is_main():
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from napari_focusqa.core.errors import FocusQAError, ImageError
+from napari_focusqa.core.errors import FocusQAError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -34,57 +34,20 @@ class CLIError(FocusQAError):
     """Bad command-line input."""
 
 
-def _model_arg(value: str | None) -> str | None:
-    from napari_focusqa.core.model import default_model_id
-
-    if value in (None, ""):
-        return default_model_id()
-    if value.lower() == "none":
-        return None
-    return value
-
-
-def plane_results(path: str, model: Any, *, metrics: Sequence[str] = ("sf",)) -> list[Any]:
-    """Assess every 2D plane (all T, Z, C) of one file; returns FocusResult list."""
-    from napari_focusqa.core.assess import assess_image
-    from napari_focusqa.io import read_image
-
-    img = read_image(path)
-    results = []
-    t_n, z_n, c_n = img.data.shape[:3]
-    stains = img.stains
-    for t in range(t_n):
-        for z in range(z_n):
-            for c in range(c_n):
-                src = {
-                    "file": path,
-                    "channel": img.channel_names[c] if img.channel_names[c] is not None else c,
-                    "channel_index": c,
-                    "stain": stains[c],
-                    "z_index": z,
-                    "z_um": None if img.z_step_um is None else round(z * img.z_step_um, 6),
-                }
-                if t_n > 1:
-                    src["t_index"] = t
-                try:
-                    res = assess_image(img.data[t, z, c], model, stain=stains[c],
-                                       metrics=metrics, source=src)
-                except ImageError as exc:
-                    raise ImageError(f"{path}: {exc}") from exc
-                results.append((img.data[t, z, c], res))
-    return results
+def _model_arg(value: str | None) -> Any:
+    """CLI ``--model`` value to a :func:`napari_focusqa.pipeline.resolve_model` reference."""
+    return None if value in (None, "") else value
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
     from napari_focusqa.core.assess import RECORD_COLUMNS
-    from napari_focusqa.core.model import load_model
     from napari_focusqa.io.writer import write_csv, write_json
+    from napari_focusqa.pipeline import iter_planes, resolve_model
 
-    model_id = _model_arg(args.model)
-    model = load_model(model_id) if model_id else None
+    model = resolve_model(_model_arg(args.model))
     records = []
     for path in args.paths:
-        for image, res in plane_results(path, model):
+        for image, res in iter_planes(path, model, t=args.t, series=args.series):
             records.append(res.to_record())
             if args.overlay:
                 from napari_focusqa.plots import render_overlay
@@ -94,6 +57,8 @@ def cmd_assess(args: argparse.Namespace) -> int:
                 name = f"{stem}_c{s['channel_index']}_z{s['z_index']:03d}"
                 if "t_index" in s:
                     name += f"_t{s['t_index']}"
+                if "series" in s:
+                    name += f"_s{s['series']}"
                 render_overlay(image, res, Path(args.overlay) / f"{name}.png")
     if args.json:
         write_json(records, args.json)
@@ -112,67 +77,78 @@ def _print_table(records: list[dict[str, Any]]) -> None:
         print("\t".join("" if r.get(c) is None else str(r.get(c)) for c in cols))
 
 
-def stack_result_for(path: str, model: Any, channel: int | None = None) -> Any:
-    from napari_focusqa.core.zstack import assess_stack
-    from napari_focusqa.io import read_image
-
-    img = read_image(path)
-    if img.n_slices < 2:
-        raise CLIError(f"{path}: not a z-stack (1 slice); use `focusqa assess`")
-    try:
-        return assess_stack(
-            img.zcyx(0),
-            model,
-            z_step_um=img.z_step_um,
-            channel_names=img.channel_names,
-            stains=img.stains,
-            channels=None if channel is None else [channel],
-            source={"file": path},
-        )
-    except ImageError as exc:
-        raise ImageError(f"{path}: {exc}") from exc
-
-
 def cmd_zstack(args: argparse.Namespace) -> int:
-    from napari_focusqa.core.model import load_model
     from napari_focusqa.io.writer import write_json
+    from napari_focusqa.pipeline import assess_file, resolve_model
 
-    model_id = _model_arg(args.model)
-    model = load_model(model_id) if model_id else None
-    res = stack_result_for(args.path, model, args.channel)
+    model = resolve_model(_model_arg(args.model))
+    results = assess_file(args.path, model, "stack", t=args.t, series=args.series,
+                          channel=args.channel)
     if args.plot:
         from napari_focusqa.plots import plot_focus_curves
 
-        plot_focus_curves(res, args.plot, title=Path(args.path).name)
+        for i, res in enumerate(results):
+            plot = Path(args.plot)
+            if len(results) > 1:  # one plot per series / time point
+                plot = plot.with_name(f"{plot.stem}{_tag(res.source)}{plot.suffix}")
+                if i == 0:
+                    print(f"{args.path}: {len(results)} stacks (series x time points); "
+                          "one plot each", file=sys.stderr)
+            plot_focus_curves(res, plot, title=Path(args.path).name + _tag(res.source))
     if args.json:
-        write_json(res.to_dict(), args.json)
+        # one stack: one object (as always); several series / time points: a list of them
+        docs = [r.to_dict() for r in results]
+        write_json(docs[0] if len(docs) == 1 else docs, args.json)
     else:
-        for c in res.channels:
-            print(f"channel {c.channel} ({c.name or '-'}, {c.stain}): best z index "
-                  f"{c.best_z_index}" + (f" = {c.best_z_um} µm" if c.best_z_um is not None else ""))
+        for res in results:
+            tag = _tag(res.source)
+            for c in res.channels:
+                print(f"{tag.strip('_') + ' ' if tag else ''}channel {c.channel} "
+                      f"({c.name or '-'}, {c.stain}): best z index {c.best_z_index}"
+                      + (f" = {c.best_z_um} µm" if c.best_z_um is not None else ""))
     return EXIT_OK
 
 
+def _tag(source: dict[str, Any]) -> str:
+    tag = ""
+    if source.get("series") is not None:
+        tag += f"_s{source['series']}"
+    if source.get("t_index") is not None:
+        tag += f"_t{source['t_index']}"
+    return tag
+
+
 def cmd_models(args: argparse.Namespace) -> int:
+    """List installed models; exit 1 when any card is INVALID (listed, never hidden)."""
     from napari_focusqa.core.model import load_model, models_summary
     from napari_focusqa.io.writer import write_json
 
     rows = models_summary()
     for r in rows:
+        if r.get("error"):
+            r["valid"] = False
+            continue
+        r.pop("error", None)
         try:
             load_model(str(r["card"]))
             r["valid"] = True
         except FocusQAError as exc:
             r["valid"] = False
             r["error"] = str(exc)
+    invalid = [r for r in rows if not r["valid"]]
     if args.json:
         write_json(rows, args.json)
-        return EXIT_OK
-    if not rows:
-        print("no models installed (looked in FOCUSQA_MODELS_DIR, ./models, the package)")
-    for r in rows:
-        status = "ok" if r["valid"] else f"INVALID: {r.get('error')}"
-        print(f"{r['id']:<16} {r['task']:<13} patch {r['patch_size']}  {status}  {r['card']}")
+    else:
+        if not rows:
+            print("no models installed (looked in FOCUSQA_MODELS_DIR, ./models, the package)")
+        for r in rows:
+            status = "ok" if r["valid"] else f"INVALID: {r.get('error')}"
+            print(f"{r['id']!s:<16} {r['task']!s:<13} patch {r['patch_size']}  {status}  "
+                  f"{r['card']}")
+    if invalid:
+        print(f"focusqa models: {len(invalid)} invalid model card(s): "
+              + ", ".join(str(r["id"]) for r in invalid), file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -217,6 +193,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_t_series(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--t", type=int, default=None, metavar="INDEX",
+                   help="only this time point (default: every time point, each reported)")
+    p.add_argument("--series", type=int, default=None, metavar="INDEX",
+                   help="only this series/scene/position (default: every series)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from napari_focusqa import __version__
 
@@ -230,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", metavar="OUT", help="write records as JSON ('-' = stdout)")
     a.add_argument("--csv", metavar="OUT", help="write records as CSV")
     a.add_argument("--overlay", metavar="DIR", help="write a PNG overlay per plane")
+    _add_t_series(a)
     a.set_defaults(func=cmd_assess)
 
     z = sub.add_parser("zstack", help="focus curves and best slice per channel of a z-stack")
@@ -238,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--channel", type=int, default=None, help="only this channel index")
     z.add_argument("--json", metavar="OUT")
     z.add_argument("--plot", metavar="PNG", help="SF-vs-z plot (PNG or SVG)")
+    _add_t_series(z)
     z.set_defaults(func=cmd_zstack)
 
     m = sub.add_parser("models", help="list installed models and validate their cards")

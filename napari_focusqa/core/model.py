@@ -33,20 +33,34 @@ def models_dirs() -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-def list_models() -> list[dict[str, Any]]:
-    """Model cards found in :func:`models_dirs` (first occurrence of each id wins)."""
+def scan_cards() -> list[dict[str, Any]]:
+    """Every ``*.json`` in :func:`models_dirs`, readable or not.
+
+    Unreadable or malformed cards are kept with an ``"_error"`` entry (and their file
+    stem as id), so ``focusqa models`` can list them as INVALID instead of hiding them.
+    First occurrence of each id wins.
+    """
     seen: dict[str, dict[str, Any]] = {}
     for d in models_dirs():
         for card_path in sorted(d.glob("*.json")):
             try:
                 card = json.loads(card_path.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            if not isinstance(card, dict) or "id" not in card or "onnx" not in card:
-                continue
+            except (OSError, json.JSONDecodeError) as exc:
+                card = {"id": card_path.stem, "_error": f"cannot read JSON ({exc})"}
+            if not isinstance(card, dict):
+                card = {"id": card_path.stem, "_error": "expected a JSON object"}
+            elif "_error" not in card and ("id" not in card or "onnx" not in card):
+                missing = [k for k in ("id", "onnx") if k not in card]
+                card = {"id": card.get("id", card_path.stem),
+                        "_error": f"missing field(s) {', '.join(missing)}"}
             card.setdefault("_card_path", str(card_path))
             seen.setdefault(str(card["id"]), card)
     return list(seen.values())
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Readable model cards found in :func:`models_dirs` (first occurrence of each id wins)."""
+    return [c for c in scan_cards() if "_error" not in c]
 
 
 def default_model_id() -> str | None:
@@ -355,9 +369,10 @@ def write_card(card: dict[str, Any], path: str | os.PathLike[str]) -> None:
 def models_summary(cards: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One row per installed model for ``focusqa models``."""
     rows = []
-    for c in cards if cards is not None else list_models():
+    for c in cards if cards is not None else scan_cards():
         rows.append(
             {
+                "error": c.get("_error"),
                 "id": c.get("id"),
                 "task": c.get("task"),
                 "patch_size": c.get("patch_size"),

@@ -1,0 +1,380 @@
+"""The one public door from a file or a napari layer to a FocusQA result.
+
+Every front end (the ``focusqa`` CLI, batch, the Fiji bridge, the napari widgets,
+acquisition) turns its input into results through these functions, so the same file
+gives the same numbers everywhere:
+
+- :func:`resolve_model` -- a model reference (id, card path, loaded model, ``"none"``,
+  or nothing for the default) to a :class:`~napari_focusqa.core.model.FocusModel`.
+- :func:`iter_planes` / :func:`assess_file` -- a file to :class:`FocusResult` per 2D plane
+  (``mode="planes"``) or :class:`StackResult` per series and time point
+  (``mode="stack"``). Nothing is silently dropped: every series and every time point
+  is assessed unless ``series=`` / ``t=`` pick one.
+- :func:`layer_to_stack` -- a napari layer (or its data, scale and metadata) to a
+  ``(Z, C, Y, X)`` stack with its z-step: the single rule all widgets use.
+
+This module imports no Qt, napari or Java; it is plain Python over the core and io.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, overload
+
+import numpy as np
+
+from napari_focusqa.core.assess import FocusResult, assess_image
+from napari_focusqa.core.errors import FocusQAError, ImageError
+from napari_focusqa.core.model import FocusModel, default_model_id, load_model
+from napari_focusqa.core.zstack import StackResult, assess_stack
+
+__all__ = [
+    "LayerStack",
+    "assess_file",
+    "iter_images",
+    "iter_planes",
+    "layer_to_stack",
+    "resolve_model",
+]
+
+ModelRef = str | os.PathLike[str] | FocusModel | None
+
+
+def resolve_model(ref: ModelRef = None, *, threads: int | None = None) -> FocusModel | None:
+    """Resolve a model reference to a loaded, validated model.
+
+    Parameters
+    ----------
+    ref : str, path, FocusModel or None
+        ``None`` or ``""``: the default installed model (``fqa-levels``), or None when no
+        model is installed (classic metrics only). ``"none"`` (any case): no model.
+        Otherwise a model id, a card (``.json``) or ONNX path, or a loaded model.
+    threads : int, optional
+        onnxruntime intra-op threads for a newly loaded session.
+
+    Raises
+    ------
+    ModelCardError
+        Unknown id, missing or corrupt card or ONNX file, sha256 or shape mismatch --
+        always naming the model and the problem.
+    """
+    if isinstance(ref, FocusModel):
+        return ref
+    if ref is None or (isinstance(ref, str) and ref.strip() == ""):
+        default = default_model_id()
+        return None if default is None else load_model(default, threads=threads)
+    if isinstance(ref, str) and ref.strip().lower() == "none":
+        return None
+    return load_model(_bioimageio_card(ref), threads=threads)
+
+
+def _bioimageio_card(ref: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    """Hook for model packages in other formats (bioimage.io); identity for our cards."""
+    return ref
+
+
+def _model_for(model: ModelRef | Literal["default"]) -> FocusModel | None:
+    """File functions follow the core: None = no model (classic metrics only)."""
+    if model is None:
+        return None
+    return resolve_model(None if model == "default" else model)
+
+
+# --------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------
+def _read(path: str | os.PathLike[str], series: int | None) -> Any:
+    from napari_focusqa.io import read_image
+
+    if series is None:
+        return read_image(path)
+    return read_image(path, series=series)  # type: ignore[call-arg]
+
+
+def _n_series(img: Any) -> int:
+    return int(getattr(img, "n_series", 1) or 1)
+
+
+def iter_images(
+    path: str | os.PathLike[str], *, series: int | None = None
+) -> Iterator[tuple[int | None, Any]]:
+    """Yield ``(series_index, ImageData)`` for every series of a file (or the one asked).
+
+    ``series_index`` is None for files with a single series, so single-series results
+    carry no ``series`` field.
+    """
+    img = _read(path, series)
+    n = _n_series(img)
+    if series is not None:
+        if not 0 <= series < n:
+            raise ImageError(f"{path}: series: index {series} out of range (0..{n - 1})")
+        yield (series if n > 1 else None), img
+        return
+    yield (0 if n > 1 else None), img
+    for s in range(1, n):
+        yield s, _read(path, s)
+
+
+def _t_indices(path: str | os.PathLike[str], n_t: int, t: int | None) -> list[int]:
+    if t is None:
+        return list(range(n_t))
+    if isinstance(t, bool) or not isinstance(t, int | np.integer) or not 0 <= int(t) < n_t:
+        raise ImageError(f"{path}: t: time index {t!r} out of range (0..{n_t - 1})")
+    return [int(t)]
+
+
+def iter_planes(
+    path: str | os.PathLike[str],
+    model: ModelRef | Literal["default"] = "default",
+    *,
+    t: int | None = None,
+    series: int | None = None,
+    metrics: Sequence[str] = ("sf",),
+) -> Iterator[tuple[np.ndarray, FocusResult]]:
+    """Assess every 2D plane (all series, T, Z, C) of one file.
+
+    Yields ``(plane, FocusResult)``; the result's ``source`` names the file, channel,
+    stain, ``z_index``/``z_um`` and, when the file has them, ``t_index`` and ``series``.
+    ``model``: ``"default"`` (the default installed model), None (no model: classic
+    metrics only, as in the core), or anything else :func:`resolve_model` takes.
+    """
+    fm = _model_for(model)
+    for s, img in iter_images(path, series=series):
+        t_n, z_n, c_n = img.data.shape[:3]
+        stains = img.stains
+        for ti in _t_indices(path, t_n, t):
+            for z in range(z_n):
+                for c in range(c_n):
+                    src: dict[str, Any] = {
+                        "file": str(path),
+                        "channel": img.channel_names[c] if img.channel_names[c] is not None else c,
+                        "channel_index": c,
+                        "stain": stains[c],
+                        "z_index": z,
+                        "z_um": None if img.z_step_um is None else round(z * img.z_step_um, 6),
+                    }
+                    if t_n > 1 or t is not None:
+                        src["t_index"] = ti
+                    if s is not None:
+                        src["series"] = s
+                    plane = np.asarray(img.data[ti, z, c])
+                    try:
+                        res = assess_image(plane, fm, stain=stains[c], metrics=metrics, source=src)
+                    except ImageError as exc:
+                        raise ImageError(f"{path}: {exc}") from exc
+                    yield plane, res
+
+
+def _stack_results(
+    path: str | os.PathLike[str],
+    fm: FocusModel | None,
+    *,
+    t: int | None,
+    series: int | None,
+    channel: int | None,
+    metrics: Sequence[str],
+) -> list[StackResult]:
+    out = []
+    for s, img in iter_images(path, series=series):
+        if img.n_slices < 2:
+            raise ImageError(f"{path}: not a z-stack (1 slice); use `focusqa assess`")
+        t_n = int(img.data.shape[0])
+        for ti in _t_indices(path, t_n, t):
+            src: dict[str, Any] = {"file": str(path)}
+            if t_n > 1 or t is not None:
+                src["t_index"] = ti
+            if s is not None:
+                src["series"] = s
+            try:
+                out.append(
+                    assess_stack(
+                        img.zcyx(ti),
+                        fm,
+                        z_step_um=img.z_step_um,
+                        channel_names=img.channel_names,
+                        stains=img.stains,
+                        channels=None if channel is None else [channel],
+                        metrics=metrics,
+                        source=src,
+                    )
+                )
+            except ImageError as exc:
+                raise ImageError(f"{path}: {exc}") from exc
+    return out
+
+
+@overload
+def assess_file(
+    path: str | os.PathLike[str],
+    model: ModelRef | Literal["default"] = ...,
+    mode: Literal["planes"] = ...,
+    *,
+    t: int | None = ...,
+    series: int | None = ...,
+    channel: int | None = ...,
+    metrics: Sequence[str] = ...,
+) -> list[FocusResult]: ...
+
+
+@overload
+def assess_file(
+    path: str | os.PathLike[str],
+    model: ModelRef | Literal["default"],
+    mode: Literal["stack"],
+    *,
+    t: int | None = ...,
+    series: int | None = ...,
+    channel: int | None = ...,
+    metrics: Sequence[str] = ...,
+) -> list[StackResult]: ...
+
+
+def assess_file(
+    path: str | os.PathLike[str],
+    model: ModelRef | Literal["default"] = "default",
+    mode: Literal["planes", "stack"] = "planes",
+    *,
+    t: int | None = None,
+    series: int | None = None,
+    channel: int | None = None,
+    metrics: Sequence[str] = ("sf",),
+) -> list[FocusResult] | list[StackResult]:
+    """Assess one image file.
+
+    Parameters
+    ----------
+    path : file readable by :func:`napari_focusqa.io.read_image`
+    model : ``"default"`` (default installed model), None (no model, classic metrics
+        only) or any other reference :func:`resolve_model` takes
+    mode : ``"planes"`` gives one :class:`FocusResult` per 2D plane; ``"stack"`` one
+        :class:`StackResult` per series and time point (best slice per channel).
+    t, series : restrict to one time point / series (default: all of them)
+    channel : ``mode="stack"`` only: assess just this channel index
+
+    Raises
+    ------
+    ImageError
+        Unreadable file, a single plane in ``"stack"`` mode, an index out of range.
+    """
+    if mode == "planes":
+        if channel is not None:
+            raise FocusQAError("channel: only supported with mode='stack'")
+        return [res for _plane, res in iter_planes(path, model, t=t, series=series,
+                                                    metrics=metrics)]
+    if mode == "stack":
+        fm = _model_for(model)
+        return _stack_results(path, fm, t=t, series=series, channel=channel, metrics=metrics)
+    raise FocusQAError(f"mode: expected 'planes' or 'stack', got {mode!r}")
+
+
+# --------------------------------------------------------------------------------------
+# napari layers (duck-typed: no napari import)
+# --------------------------------------------------------------------------------------
+@dataclass
+class LayerStack:
+    """A layer turned into what the core assesses, by :func:`layer_to_stack`."""
+
+    zcyx: Any  # (Z, C, Y, X) array-like; lazy (dask) layers stay lazy
+    z_step_um: float | None
+    channel_names: list[str | None]
+    stains: list[str] | None
+    leading_index: tuple[int, ...] = ()
+    two_d: bool = False
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.zcyx.shape[0])
+
+
+def _focusqa_meta(metadata: Any) -> dict[str, Any]:
+    meta = dict(metadata or {})
+    fq = meta.get("focusqa") or {}
+    merged = {k: v for k, v in meta.items() if k != "focusqa"}
+    merged.update(fq if isinstance(fq, dict) else {})
+    return merged
+
+
+def layer_to_stack(
+    layer_or_data: Any,
+    *,
+    scale: Sequence[float] | None = None,
+    metadata: dict[str, Any] | None = None,
+    current_step: Sequence[float] | None = None,
+    name: str | None = None,
+) -> LayerStack:
+    """Turn a napari image layer (or its data) into a ``(Z, C, Y, X)`` stack.
+
+    The one rule every widget uses:
+
+    - multiscale data: the full-resolution level;
+    - RGB layers are refused (FocusQA assesses grey fluorescence channels);
+    - 2D: one plane; 3D: ``(Z, Y, X)``; more dimensions: the leading axes (all but the
+      last three, e.g. T or position) are taken at ``current_step`` -- data indices,
+      e.g. ``layer.world_to_data(viewer.dims.point)`` -- and at 0 when not given;
+    - z-step: ``metadata["focusqa"]["z_step_um"]`` (or ``metadata["z_step_um"]``, as the
+      FocusQA reader writes it), else the layer's z scale when it is not the default
+      1.0, else unknown (None);
+    - channel name and stain from the same metadata when present.
+    """
+    data = layer_or_data
+    is_layer = hasattr(layer_or_data, "data") and hasattr(layer_or_data, "scale")
+    if is_layer:
+        layer = layer_or_data
+        if getattr(layer, "rgb", False):
+            raise FocusQAError(
+                f"layer: {getattr(layer, 'name', '?')!r} is an RGB image; FocusQA assesses grey "
+                "fluorescence channels (split the channels first: right-click > Split RGB)"
+            )
+        data = layer.data
+        if getattr(layer, "multiscale", False):
+            data = data[0]
+        scale = tuple(float(s) for s in layer.scale) if scale is None else scale
+        metadata = getattr(layer, "metadata", None) if metadata is None else metadata
+        name = getattr(layer, "name", None) if name is None else name
+    elif isinstance(data, list | tuple):  # multiscale data passed directly
+        data = data[0]
+    if not hasattr(data, "shape") or not hasattr(data, "ndim"):
+        data = np.asarray(data)
+    nd = int(data.ndim)
+    if nd < 2:
+        raise ImageError(f"layer: expected an image with at least 2 dimensions, got {nd}")
+    meta = _focusqa_meta(metadata)
+    leading: tuple[int, ...] = ()
+    if nd > 3:
+        n_lead = nd - 3
+        step = [] if current_step is None else [float(v) for v in current_step]
+        step = step[-nd:] if len(step) >= nd else step[:n_lead]
+        idx = []
+        for ax in range(n_lead):
+            v = step[ax] if ax < len(step) else 0
+            i = int(np.clip(int(round(float(v))), 0, int(data.shape[ax]) - 1))
+            idx.append(i)
+        leading = tuple(idx)
+        data = data[leading]
+    two_d = data.ndim == 2
+    zyx = data[None] if two_d else data
+    zcyx = zyx[:, None]
+    z_step = meta.get("z_step_um")
+    if z_step is not None:
+        try:
+            z_step = float(z_step)
+        except (TypeError, ValueError):
+            raise FocusQAError(f"layer metadata: z_step_um must be a number, got {z_step!r}") from None
+    elif not two_d and scale is not None and len(scale) >= 3:
+        s = float(scale[-3])
+        z_step = s if s > 0 and s != 1.0 else None
+    ch = meta.get("channel_name") or meta.get("channel")
+    stain = meta.get("stain")
+    src = {"file": meta.get("source"), "layer": name}
+    return LayerStack(
+        zcyx=zcyx,
+        z_step_um=z_step,
+        channel_names=[None if ch is None else str(ch)],
+        stains=None if stain is None else [str(stain)],
+        leading_index=leading,
+        two_d=two_d,
+        source=src,
+    )
