@@ -34,6 +34,57 @@ def require_shared(name: str | None = None) -> Path:
     return path
 
 
+# --------------------------------------------------------------------------------------
+# Optional components: a test that skips because one is missing *fails* when the
+# component is required (CI sets FOCUSQA_REQUIRE_ALL=1 after installing every extra), so
+# a green CI run proves the GUI, dask, training, microscope, format, bioimage.io and Java
+# tests really ran.
+# --------------------------------------------------------------------------------------
+COMPONENTS: dict[str, tuple[str, ...]] = {
+    "GUI": ("napari", "qtpy", "pytestqt", "magicgui", "superqt", "npe2", "vispy"),
+    "DASK": ("dask", "distributed", "pandas", "pyarrow", "psutil", "tqdm"),
+    "TRAIN": ("torch", "onnx"),
+    "MICROSCOPE": ("pymmcore_plus", "pymmcore", "useq", "pymmcore_widgets"),
+    "FORMATS": ("bioio", "bioio_czi", "bioio_tifffile", "bioio_ome_tiff", "bioio_nd2",
+                "bioio_lif", "bioio_ome_zarr", "skimage"),
+    "BIOIMAGEIO": ("bioimageio",),
+    "JAVA": ("scyjava", "imagej", "jpype"),
+}
+
+
+def component_required(component: str) -> bool:
+    """True when ``FOCUSQA_REQUIRE_<COMPONENT>=1`` or ``FOCUSQA_REQUIRE_ALL=1``."""
+    return "1" in (os.environ.get(f"FOCUSQA_REQUIRE_{component}"),
+                   os.environ.get("FOCUSQA_REQUIRE_ALL"))
+
+
+def _component_of_skip(reason: str) -> str | None:
+    """The component whose missing module caused an ``importorskip`` skip."""
+    low = reason.lower()
+    if "could not import" not in low and "no module named" not in low:
+        return None
+    for comp, mods in COMPONENTS.items():
+        for mod in mods:
+            if f"'{mod}" in low or f'"{mod}' in low:
+                return comp
+    return "UNKNOWN"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.skipped or not isinstance(rep.longrepr, tuple):
+        return
+    reason = str(rep.longrepr[2])
+    comp = _component_of_skip(reason)
+    if comp is not None and (component_required(comp) or (
+            comp == "UNKNOWN" and os.environ.get("FOCUSQA_REQUIRE_ALL") == "1")):
+        rep.outcome = "failed"
+        rep.longrepr = (f"{reason} -- but this component is required here "
+                        f"(FOCUSQA_REQUIRE_{comp}=1 or FOCUSQA_REQUIRE_ALL=1): install the extra")
+
+
 @pytest.fixture
 def shared_data() -> Path:
     return require_shared()
