@@ -26,6 +26,7 @@ EXIT_BAD_INPUT = 2
 PLUGIN_MODULES = (
     "napari_focusqa.autofocus.cli",
     "napari_focusqa.batch",
+    "napari_focusqa.acquire.cli",
     "fiji_bridge.cli",
 )
 

@@ -11,6 +11,7 @@ they go through :class:`napari_focusqa.autofocus.safety.StageGuard`.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -119,11 +120,25 @@ class MMCoreMicroscope:
     def get_z(self) -> float:
         return float(self.core.getPosition(self.focus_device))
 
+    def check_idle(self) -> None:
+        """Refuse to drive the core while a pymmcore-plus MDA sequence runs on it, unless
+        the call comes from that sequence's own FocusQA engine (its autofocus thread)."""
+        mda = getattr(self.core, "mda", None)
+        if mda is None or not mda.is_running():
+            return
+        if getattr(mda.engine, "focusqa_af_thread", None) == threading.get_ident():
+            return
+        raise MicroscopeError(
+            "refused: an MDA sequence is running on this Micro-Manager core; stop it first "
+            "(FocusQA autofocus inside a sequence: napari_focusqa.acquire)")
+
     def set_z(self, z_um: float) -> None:
+        self.check_idle()
         self.core.setPosition(self.focus_device, float(z_um))
         self.core.waitForDevice(self.focus_device)
 
     def snap(self) -> np.ndarray:
+        self.check_idle()
         self.core.snapImage()
         return np.array(self.core.getImage(), copy=True)
 
