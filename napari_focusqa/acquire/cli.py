@@ -51,25 +51,23 @@ def cmd_acquire(args: argparse.Namespace) -> int:
     truth = None
     before: list[Any] = []
     if args.stack:
-        from napari_focusqa.acquire.sim import drifting_microscope
+        from napari_focusqa.acquire.sim import simulated_setup
         from napari_focusqa.autofocus.simulated import SimulatedMicroscope
 
         if args.z_min is not None or args.z_max is not None:
             raise FocusQAError("--z-min/--z-max: the simulated stage's limits are its travel")
-        m: Any = SimulatedMicroscope.from_file(
-            args.stack, channel=args.channel, focus_index=args.focus_index,
-            offset_um=0.0, photons=args.photons or None, seed=args.seed)
-        xs = tuple(float(i) * args.position_spacing_um for i in range(args.positions))
-        sample = drifting_microscope(m, drift_um_per_t=args.drift_um, timepoints=args.timepoints,
-                                     tilt_um_per_100um=args.tilt_um, positions_x_um=xs)
-        before.append(sample.on_event)
-        lo, hi = m.travel
-        limits = StageLimits(lo, hi, args.max_step or (hi - lo))
-        z0 = m.true_focus_um if args.start_um is None else args.start_um
-        base = m.true_focus_um
-
-        def truth(ev: Any) -> float:
-            return base + sample.offset_um(int(ev.index.get("t", 0)), ev.x_pos or 0.0)
+        setup = simulated_setup(
+            SimulatedMicroscope.from_file(args.stack, channel=args.channel,
+                                          focus_index=args.focus_index, offset_um=0.0,
+                                          photons=args.photons or None, seed=args.seed),
+            drift_um_per_t=args.drift_um, timepoints=args.timepoints,
+            positions=args.positions, position_spacing_um=args.position_spacing_um,
+            tilt_um_per_100um=args.tilt_um, max_step_um=args.max_step)
+        m: Any = setup.microscope
+        before.append(setup.sample.on_event)
+        limits = setup.limits
+        z0 = setup.base_focus_um if args.start_um is None else args.start_um
+        truth = setup.truth
     else:
         if args.drift_um:
             raise FocusQAError("--drift-um: only the simulated microscope (--stack) drifts "

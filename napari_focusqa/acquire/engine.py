@@ -73,6 +73,36 @@ class AutofocusEvent:
                 "elapsed_s": round(float(self.elapsed_s), 4), "refocus": self.refocus}
 
 
+class _DeviceWatch:
+    """The microscope as seen by one autofocus run: remembers a device fault (the run
+    itself turns it into status "failed" and returns the stage to its start)."""
+
+    def __init__(self, microscope: Any) -> None:
+        self.m = microscope
+        self.name = getattr(microscope, "name", "microscope")
+        self.error: tuple[str, str] | None = None
+
+    def _call(self, kind: str, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if self.error is None:
+                self.error = (kind, f"{type(exc).__name__}: {exc}")
+            raise
+
+    def get_z(self) -> float:
+        return float(self._call("stage", self.m.get_z))
+
+    def set_z(self, z_um: float) -> None:
+        self._call("stage", self.m.set_z, z_um)
+
+    def snap(self) -> Any:
+        return self._call("camera", self.m.snap)
+
+    def info(self) -> dict[str, Any]:
+        return dict(self.m.info())
+
+
 def _tp(event: MDAEvent) -> tuple[int | None, int | None]:
     return event.index.get("t"), event.index.get("p")
 
@@ -237,8 +267,9 @@ class FocusQAEngine(MDAEngine):
 
         p = event.index.get("p")
         old = self._z_correction.get(p, 0.0)
+        scope = _DeviceWatch(self.microscope)
         try:
-            run = run_autofocus(self.microscope, str(self.method), calibration=self.calibration,
+            run = run_autofocus(scope, str(self.method), calibration=self.calibration,
                                 limits=self.limits, cancel=self._cancel_requested,
                                 **self.autofocus_options)
         except Exception as exc:  # bad arguments etc.: recorded, the sequence goes on
@@ -254,6 +285,8 @@ class FocusQAEngine(MDAEngine):
                         images=run.images_used, zs=[a.z_um for a in run.acquisitions],
                         start=run.start_z_um, final=run.final_z_um, correction=correction,
                         elapsed=run.elapsed_s, method=run.method_used or run.method)
+        if scope.error is not None:  # a device fault inside the autofocus
+            self._fault(event, *scope.error)
 
     def _record_af(self, event: MDAEvent, *, status: str, reason: str, images: int = 0,
                    zs: list[float] | None = None, start: float | None = None,
@@ -275,9 +308,12 @@ class FocusQAEngine(MDAEngine):
 
     # --- faults ------------------------------------------------------------------------
     def _fault(self, event: MDAEvent, kind: str, message: str) -> None:
-        self.faults.append({"kind": kind, "message": message, "event": dict(event.index)})
-        for cb in self.fault_listeners:
-            cb(event, kind, message)
+        is_af = isinstance(event.action, HardwareAutofocus)
+        self.faults.append({"kind": kind, "message": message, "event": dict(event.index),
+                            "during": "autofocus" if is_af else "frame"})
+        if not is_af:  # a frame that was not acquired still gets its row
+            for cb in self.fault_listeners:
+                cb(event, kind, message)
         if self.on_fault == "stop" and not self.stopped_by_fault:
             self.stopped_by_fault = True
             self.mmcore.mda.cancel()

@@ -33,6 +33,24 @@ FRAME_COLUMNS = (
     "qc_ms", "qc_latency_ms", "fault",
 )
 ALERT_VERDICTS = ("out_of_focus", "no_structure")
+_INT_COLS = {"frame", "t", "p", "c", "z", "predicted_level", "af_images"}
+_STR_COLS = {"channel", "reacquisition_of", "verdict", "af_method", "af_status", "af_z_um",
+             "fault"}
+
+
+def read_frames(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a live results table, typed (a torn last line, from a kill, is ignored)."""
+    import csv
+    import io
+
+    text = Path(path).read_bytes().decode("utf-8")
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    out = []
+    for r in csv.DictReader(io.StringIO(text)):
+        out.append({k: None if v == "" else v if k in _STR_COLS else
+                    int(v) if k in _INT_COLS else float(v) for k, v in r.items()})
+    return out
 
 
 def frame_verdict(result: Any) -> str | None:
@@ -168,7 +186,8 @@ class LiveQC:
         af = fq.get("autofocus") or {}
         idx = event.index
         ch = event.channel
-        row: dict[str, Any] = {
+        row: dict[str, Any] = dict.fromkeys(FRAME_COLUMNS)
+        row.update({
             "frame": n, "t": idx.get("t"), "p": idx.get("p"), "c": idx.get("c"),
             "z": idx.get("z"), "channel": None if ch is None else ch.config,
             "z_um": _r(fq.get("z_um")), "z_correction_um": _r(fq.get("z_correction_um")),
@@ -178,7 +197,7 @@ class LiveQC:
             "af_z_um": None if not af else " ".join(f"{z:.3f}" for z in af.get("z_um", [])),
             "fault": meta.get("fault"),
             "autofocus": af or None,  # JSON only (the table has the af_* columns)
-        }
+        })
         if self.truth is not None:
             tf = self.truth(event)
             row["true_focus_um"] = _r(tf)

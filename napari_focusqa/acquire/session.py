@@ -10,9 +10,9 @@ before anything moves, :func:`run_acquisition` runs it and returns an
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 

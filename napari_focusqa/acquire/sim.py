@@ -97,3 +97,45 @@ def drifting_microscope(
     lo, hi = stage.travel
     stage.travel = (lo + min(0.0, min(offsets)), hi + max(0.0, max(offsets)))
     return sample
+
+
+class SimulatedSetup:
+    """A drifting simulated microscope ready for :func:`run_acquisition`: the microscope,
+    its sample, the stage limits (its travel), the positions' x and the truth."""
+
+    def __init__(self, microscope: Any, sample: DriftingSample, limits: Any,
+                 positions_x_um: tuple[float, ...]) -> None:
+        self.microscope = microscope
+        self.sample = sample
+        self.limits = limits
+        self.positions_x_um = positions_x_um
+        self.base_focus_um = float(microscope.true_focus_um)
+
+    def true_focus_um(self, t: int = 0, x: float = 0.0) -> float:
+        return self.base_focus_um + self.sample.offset_um(t, x)
+
+    def truth(self, event: Any) -> float:
+        """True focus of an MDA event's frame (evaluation only)."""
+        return self.true_focus_um(int(event.index.get("t", 0)), event.x_pos or 0.0)
+
+
+def simulated_setup(
+    microscope: Any,
+    *,
+    drift_um_per_t: float = 0.0,
+    timepoints: int = 1,
+    positions: int = 1,
+    position_spacing_um: float = 100.0,
+    tilt_um_per_100um: float = 0.5,
+    max_step_um: float | None = None,
+) -> SimulatedSetup:
+    """Wrap a fresh SimulatedMicroscope (see :func:`drifting_microscope`)."""
+    from napari_focusqa.autofocus.safety import StageLimits
+
+    xs = tuple(float(i) * position_spacing_um for i in range(positions))
+    sample = drifting_microscope(microscope, drift_um_per_t=drift_um_per_t,
+                                 timepoints=timepoints, tilt_um_per_100um=tilt_um_per_100um,
+                                 positions_x_um=xs)
+    lo, hi = microscope.travel
+    limits = StageLimits(lo, hi, max_step_um or (hi - lo))
+    return SimulatedSetup(microscope, sample, limits, xs)
