@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import useq
 
-from napari_focusqa.acquire.qc import read_frames
-from napari_focusqa.acquire.session import build_sequence, run_acquisition
-from napari_focusqa.acquire.sim import simulated_setup
-from napari_focusqa.autofocus.calibrate import calibrate_microscope
-from napari_focusqa.autofocus.safety import StageGuard
-from napari_focusqa.autofocus.simulated import SimulatedMicroscope
-from tests.conftest import require_shared
+pytest.importorskip("pymmcore_plus")
+useq = pytest.importorskip("useq")
+
+from napari_focusqa.acquire.qc import read_frames  # noqa: E402
+from napari_focusqa.acquire.session import build_sequence, run_acquisition  # noqa: E402
+from napari_focusqa.acquire.sim import simulated_setup  # noqa: E402
+from napari_focusqa.autofocus.calibrate import calibrate_microscope  # noqa: E402
+from napari_focusqa.autofocus.safety import StageGuard  # noqa: E402
+from napari_focusqa.autofocus.simulated import SimulatedMicroscope  # noqa: E402
+from tests.conftest import require_shared  # noqa: E402
 
 STACK = "deconwolf_dapi_widefield_zstack.tif"  # documented focus: plane 19 (0.3 µm steps)
 FOCUS = 19

@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from napari_focusqa.cli import main
-from tests.conftest import require_shared
+pytest.importorskip("pymmcore_plus")
+
+from napari_focusqa.cli import main  # noqa: E402
+from tests.conftest import require_shared  # noqa: E402
 
 STACK = "deconwolf_dapi_widefield_zstack.tif"
 

@@ -94,12 +94,11 @@ def cmd_acquire(args: argparse.Namespace) -> int:
 
         StageGuard(m, limits).travel_to(z0)
     table = _table_path(args)
-    model = None if args.model.lower() == "none" else (args.model or None)
-    if model is None and args.model.lower() != "none":
-        from napari_focusqa.core.model import default_model_id
+    from napari_focusqa.pipeline import resolve_model
 
-        model = default_model_id()
-    res = run_acquisition(m, seq, limits=limits, method=method, calibration=cal, model=model,
+    fm = resolve_model(args.model)
+    model = None if fm is None else fm.id
+    res = run_acquisition(m, seq, limits=limits, method=method, calibration=cal, model=fm,
                           table=table, truth=truth, reacquire=args.reacquire,
                           on_fault=args.on_fault, before_event=before)
     d = res.to_dict()
