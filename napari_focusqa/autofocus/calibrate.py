@@ -17,7 +17,11 @@ the unit does not change with the score. When a levels model is installed, both 
 R² >= 0.8, valley narrower than 3/4 of the range), else ``blur:sf`` (``score_choice``
 records both). When a distance model is
 installed, its output over the calibration planes is regressed on ``z`` to record its
-gain and sign (used by the single-shot search).
+gain and sign (``distance``; an installed but unusable model is recorded as an error).
+The same planes fit the instrument's single-shot head
+(:class:`~napari_focusqa.autofocus.spectral.SingleShotHead`, ``singleshot`` in the JSON,
+with its sha256) and the instrument facts (``instrument``: microscope name, camera,
+focus device, pixel size, channel) that a later run must match.
 
 Calibrations are saved/loaded as JSON (:meth:`Calibration.save`, :func:`load_calibration`).
 """
@@ -31,10 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from napari_focusqa.autofocus.distance import find_distance_model, predict_distance
 from napari_focusqa.autofocus.optics import Optics
 from napari_focusqa.autofocus.safety import StageGuard
 from napari_focusqa.autofocus.scoring import Scorer
-from napari_focusqa.core.errors import Cancelled, FocusQAError
+from napari_focusqa.autofocus.spectral import SingleShotHead, instrument_of
+from napari_focusqa.core.errors import Cancelled, FocusQAError, ModelCardError
 
 CALIBRATION_FORMAT = 1
 
@@ -101,6 +107,8 @@ class Calibration:
     distance: dict[str, Any] | None = None
     source: dict[str, Any] = field(default_factory=dict)
     score_choice: dict[str, Any] = field(default_factory=dict)
+    instrument: dict[str, Any] = field(default_factory=dict)
+    singleshot: SingleShotHead | None = None
 
     @property
     def fwhm_um(self) -> float:
@@ -144,6 +152,8 @@ class Calibration:
             "distance": self.distance,
             "score_choice": self.score_choice,
             "source": self.source,
+            "instrument": self.instrument,
+            "singleshot": None if self.singleshot is None else self.singleshot.to_dict(),
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -168,6 +178,9 @@ class Calibration:
                 model_ref=d.get("model_ref"), optics=d.get("optics"),
                 distance=d.get("distance"), source=d.get("source") or {},
                 score_choice=d.get("score_choice") or {},
+                instrument=d.get("instrument") or {},
+                singleshot=(None if not d.get("singleshot") else SingleShotHead.from_dict(
+                    d["singleshot"], where=f"{where}: singleshot")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, CalibrationError):
@@ -293,8 +306,6 @@ def calibration_from_scores(
 def _distance_fit(z_rel: np.ndarray, images: list[np.ndarray], model: Any, dof: float,
                   stain: str | None) -> dict[str, Any] | None:
     """Regress a distance model's output (DoF) on the true relative z (DoF)."""
-    from napari_focusqa.autofocus.search import predict_distance
-
     preds, confs = [], []
     for img in images:
         d, c, _ = predict_distance(img, model, stain=stain)
@@ -323,9 +334,11 @@ def calibrate_microscope(
     optics: Optics | None = None,
     distance_model: Any = "auto",
     progress: Any = None,
+    singleshot: bool = True,
 ) -> Calibration:
     """Acquire a calibration stack through the guarded stage and fit it.
 
+    Also fits the single-shot head (``singleshot=True``) and records the instrument.
     The stage is returned to its start position afterwards (also on error/cancel).
     """
     if step_um <= 0:
@@ -342,7 +355,13 @@ def calibrate_microscope(
     scores: dict[str, list[float]] = {s.name: [] for s in scorers}
     images: list[np.ndarray] = []
     measured: list[float] = []
-    dist_model = _find_distance_model(distance_model)
+    dist_error = None
+    try:
+        dist_model = find_distance_model(distance_model)
+    except ModelCardError as exc:
+        if distance_model != "auto":
+            raise
+        dist_model, dist_error = None, str(exc)
     try:
         for i, z in enumerate(zs):
             guard.travel_to(float(z))
@@ -350,7 +369,7 @@ def calibrate_microscope(
             measured.append(guard.z)
             for s in scorers:
                 scores[s.name].append(s(img)[0])
-            if dist_model is not None:
+            if dist_model is not None or singleshot:
                 images.append(img)
             if progress is not None:
                 progress(i + 1, n)
@@ -364,34 +383,23 @@ def calibrate_microscope(
         source={"microscope": getattr(microscope, "name", "?"), "z_from_um": lo,
                 "z_to_um": hi, "step_um": step_um, "planes": n},
     )
+    z_rel = np.asarray(measured) - cal.moffat["z0"]
+    cal.instrument = instrument_of(microscope)
     if dist_model is not None:
-        z_rel = np.asarray(measured) - cal.moffat["z0"]
         cal.distance = _distance_fit(z_rel, images, dist_model, cal.dof_um, stain)
+    elif dist_error:
+        cal.distance = {"model": "fqa-distance", "error": dist_error}
+    if singleshot:
+        cal.singleshot = SingleShotHead.fit(images, z_rel, cal.dof_um,
+                                            instrument=cal.instrument)
     return cal
-
-
-def _find_distance_model(spec: Any) -> Any:
-    """``"auto"``: the installed ``fqa-distance`` (or first distance-task model) or None."""
-    from napari_focusqa.core.model import list_models, load_model
-
-    if spec in (None, "none"):
-        return None
-    if spec != "auto":
-        return load_model(spec)
-    cards = [c for c in list_models() if c.get("task") == "distance"]
-    if not cards:
-        return None
-    ids = [str(c["id"]) for c in cards]
-    try:
-        return load_model("fqa-distance" if "fqa-distance" in ids else ids[0])
-    except FocusQAError:
-        return None
 
 
 __all__ = [
     "Calibration",
     "CalibrationError",
     "Cancelled",
+    "SingleShotHead",
     "calibrate_microscope",
     "calibration_from_scores",
     "fit_moffat",

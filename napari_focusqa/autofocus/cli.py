@@ -32,9 +32,14 @@ def _add_microscope_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-step", type=float, default=None, help="maximum single move (µm)")
     p.add_argument("--model", default="auto",
                    help="levels model for the blur score: id, card path, 'auto' or 'none'")
-    p.add_argument("--na", type=float, default=None, help="objective NA (for the DoF)")
-    p.add_argument("--wavelength-nm", type=float, default=None)
-    p.add_argument("--immersion-n", type=float, default=None)
+    p.add_argument("--na", type=float, default=None,
+                   help="objective NA (DoF; twoshot); default: from the file's metadata")
+    p.add_argument("--wavelength-nm", type=float, default=None,
+                   help="emission wavelength (nm); default: from the file's metadata")
+    p.add_argument("--immersion-n", type=float, default=None,
+                   help="immersion refractive index (1.0 air, 1.333 water, 1.515 oil)")
+    p.add_argument("--pixel-size-um", type=float, default=None,
+                   help="pixel size at the sample (µm); default: file / Micro-Manager")
 
 
 def _microscope(args: argparse.Namespace, start_um: float | None) -> Any:
@@ -55,13 +60,33 @@ def _microscope(args: argparse.Namespace, start_um: float | None) -> Any:
 
 
 def _optics(args: argparse.Namespace, microscope: Any) -> Any:
+    """The microscope's optics (file metadata) with any of --na/--wavelength-nm/
+    --immersion-n/--pixel-size-um overriding; defaulted fields are marked ``assumed``."""
     from napari_focusqa.autofocus.optics import DEFAULT_WAVELENGTH_NM, Optics
 
-    if args.na is not None:
-        n = args.immersion_n or (1.515 if args.na > 1.33 else 1.333 if args.na > 1 else 1.0)
-        return Optics(na=args.na, wavelength_nm=args.wavelength_nm or DEFAULT_WAVELENGTH_NM,
-                      immersion_n=n, pixel_size_um=(microscope.info() or {}).get("pixel_size_um"))
-    return getattr(microscope, "optics", None)
+    base = getattr(microscope, "optics", None)
+    na = args.na if args.na is not None else getattr(base, "na", None)
+    if na is None:
+        return None
+    assumed = set(getattr(base, "assumed", ()) if base is not None else
+                  ("wavelength_nm", "immersion_n"))
+    wl, n = getattr(base, "wavelength_nm", None), getattr(base, "immersion_n", None)
+    if args.wavelength_nm is not None:
+        wl = args.wavelength_nm
+        assumed.discard("wavelength_nm")
+    if args.immersion_n is not None:
+        n = args.immersion_n
+        assumed.discard("immersion_n")
+    if wl is None:
+        wl = DEFAULT_WAVELENGTH_NM
+        assumed.add("wavelength_nm")
+    if n is None:
+        n = 1.515 if na > 1.33 else 1.333 if na > 1 else 1.0
+        assumed.add("immersion_n")
+    px = args.pixel_size_um or getattr(base, "pixel_size_um", None) or \
+        (microscope.info() or {}).get("pixel_size_um")
+    return Optics(na=na, wavelength_nm=wl, immersion_n=n, pixel_size_um=px,
+                  assumed=tuple(sorted(assumed)))
 
 
 def _limits(args: argparse.Namespace, microscope: Any) -> Any:
@@ -69,8 +94,11 @@ def _limits(args: argparse.Namespace, microscope: Any) -> Any:
 
     travel = getattr(microscope, "travel", None)
     given = (args.z_min, args.z_max, args.max_step)
-    if travel is None and None in given:
-        raise FocusQAError("--z-min/--z-max/--max-step: required with --config (real hardware)")
+    if travel is None:
+        if None in given:
+            raise FocusQAError("--z-min/--z-max/--max-step: required with --config (real "
+                               "hardware)")
+        travel = (args.z_min, args.z_max)
     lo = travel[0] if args.z_min is None else args.z_min
     hi = travel[1] if args.z_max is None else args.z_max
     step = (hi - lo) if args.max_step is None else args.max_step
@@ -128,10 +156,11 @@ def cmd_autofocus(args: argparse.Namespace) -> int:
             z_min=None, z_max=None, max_step=None), cm)), z_from_um=lo, z_to_um=hi,
             step_um=cm.z_step_um, model=_model(args.model), optics=_optics(args, cm))
         cal_note = "auto: calibrated on the same stack (separate simulated run)"
+    optics = _optics(args, m)
     run = run_autofocus(m, args.method, calibration=cal, limits=lim,
-                        dof_um=None if cal is not None else getattr(_optics(args, m), "dof_um",
-                                                                    None),
-                        max_images=args.max_images)
+                        dof_um=None if cal is not None else getattr(optics, "dof_um", None),
+                        max_images=args.max_images, optics=optics,
+                        min_confidence=args.min_confidence)
     if cal_note:
         run.info["calibration_source"] = cal_note
     run.info["stack"] = args.stack
@@ -154,7 +183,12 @@ def register(subparsers: Any) -> None:
     _add_microscope_args(a)
     a.add_argument("--start-um", type=float, default=None,
                    help="simulation: stage position at the start (default: mid travel)")
-    a.add_argument("--method", choices=("fewshot", "singleshot", "classic"), default="fewshot")
+    a.add_argument("--method", choices=("fewshot", "singleshot", "twoshot", "classic"),
+                   default="fewshot",
+                   help="twoshot needs no calibration but the optics (--na, --wavelength-nm, "
+                        "--immersion-n, --pixel-size-um or the file's metadata)")
+    a.add_argument("--min-confidence", type=float, default=0.5,
+                   help="singleshot: below this confidence fall back to fewshot")
     a.add_argument("--calibration", metavar="FILE", help="calibration JSON (focusqa calibrate)")
     a.add_argument("--max-images", type=int, default=None)
     a.add_argument("--json", metavar="OUT", help="write the AutofocusRun as JSON ('-' = stdout)")

@@ -64,6 +64,9 @@ class MMCoreMicroscope:
         Shown in the widget and written to the run's info.
     """
 
+    #: focus-stage precision in µm (the guard's restore tolerance); set it for your stage
+    z_precision_um: float | None = None
+
     def __init__(
         self,
         core: Any,
@@ -150,4 +153,9 @@ class MMCoreMicroscope:
             d["pixel_size_um"] = px if px > 0 else None
         except Exception:
             d["pixel_size_um"] = None
+        try:
+            group = self.core.getChannelGroup()
+            d["channel"] = str(self.core.getCurrentConfig(group)) if group else None
+        except Exception:
+            d["channel"] = None
         return d

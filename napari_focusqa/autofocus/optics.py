@@ -15,7 +15,7 @@ Depth of field (DoF), the unit in which autofocus accuracy is reported:
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from napari_focusqa.core.errors import FocusQAError
@@ -25,12 +25,18 @@ DEFAULT_WAVELENGTH_NM = 520.0
 
 @dataclass(frozen=True)
 class Optics:
-    """Imaging optics (only ``na`` is required)."""
+    """Imaging optics (only ``na`` is required).
+
+    ``assumed`` names the fields that were defaulted rather than read from the file, the
+    configuration or the user (``wavelength_nm``, ``immersion_n``): good enough for a DoF,
+    not for the calibration-free two-shot search, which refuses them.
+    """
 
     na: float
     wavelength_nm: float = DEFAULT_WAVELENGTH_NM
     immersion_n: float = 1.0
     pixel_size_um: float | None = None
+    assumed: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.na < 1.8:
@@ -48,8 +54,22 @@ class Optics:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["assumed"] = list(self.assumed)
         d["dof_um"] = round(self.dof_um, 6)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Optics:
+        """Inverse of :meth:`to_dict` (extra keys such as ``dof_um`` are ignored)."""
+        try:
+            return cls(na=float(d["na"]),
+                       wavelength_nm=float(d.get("wavelength_nm") or DEFAULT_WAVELENGTH_NM),
+                       immersion_n=float(d.get("immersion_n") or 1.0),
+                       pixel_size_um=(None if d.get("pixel_size_um") is None
+                                      else float(d["pixel_size_um"])),
+                       assumed=tuple(d.get("assumed") or ()))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FocusQAError(f"optics: malformed optics record ({exc})") from exc
 
 
 def depth_of_field_um(
@@ -80,10 +100,13 @@ def optics_from_info(info: str | None, pixel_size_um: float | None = None) -> Op
         return None
     na = float(m.group(1))
     wl = DEFAULT_WAVELENGTH_NM
+    assumed = []
     w = re.search(r"(?:lambda|λ|emission|em\.?|wavelength)\s*[=:~]?\s*(\d{3,4})\s*nm", text,
                   re.IGNORECASE)
     if w is not None:
         wl = float(w.group(1))
+    else:
+        assumed.append("wavelength_nm")
     low = text.lower()
     if "oil" in low:
         n = 1.515
@@ -91,11 +114,13 @@ def optics_from_info(info: str | None, pixel_size_um: float | None = None) -> Op
         n = 1.47
     elif "water" in low:
         n = 1.333
-    elif na > 1.0:
-        n = 1.515 if na > 1.33 else 1.333
-    else:
+    elif re.search(r"\b(air|dry)\b", low):
         n = 1.0
+    else:
+        n = (1.515 if na > 1.33 else 1.333) if na > 1.0 else 1.0
+        assumed.append("immersion_n")
     try:
-        return Optics(na=na, wavelength_nm=wl, immersion_n=n, pixel_size_um=pixel_size_um)
+        return Optics(na=na, wavelength_nm=wl, immersion_n=n, pixel_size_um=pixel_size_um,
+                      assumed=tuple(assumed))
     except FocusQAError:
         return None

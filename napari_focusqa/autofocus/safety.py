@@ -9,8 +9,12 @@ Rules (real hardware!):
   ``max_step_um`` (each one checked);
 - the cancel callback is checked before every move and every snap;
 - :meth:`StageGuard.restore` brings the stage back to where the run started (in steps of
-  at most ``max_step_um``); :func:`napari_focusqa.autofocus.search.run_autofocus` calls it
-  on every fault (snap/move error, refused move) and on cancel.
+  at most ``max_step_um``) until it is within the stage's precision (``tolerance_um``:
+  given to the guard, else the microscope's ``z_precision_um``, else 1 nm), in a bounded
+  number of moves (the moves needed plus 3; it also stops when a move makes no
+  progress, e.g. a quantised stage) and reports the residual (``restore_residual_um``);
+  :func:`napari_focusqa.autofocus.search.run_autofocus` calls it on every fault
+  (snap/move error, refused move) and on cancel.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from typing import Any
 import numpy as np
 
 from napari_focusqa.core.errors import Cancelled, FocusQAError
+
+#: restore tolerance when neither the guard nor the microscope gives one (1 nm)
+DEFAULT_TOLERANCE_UM = 1e-3
 
 
 class UnsafeMoveError(FocusQAError):
@@ -88,6 +95,9 @@ class StageGuard:
         Returns True when the run should stop; checked before every move and snap.
     on_event : callable, optional
         ``on_event(kind, payload)`` for progress ("move", "snap").
+    tolerance_um : float, optional
+        How close :meth:`restore` must get to the start; default: the microscope's
+        ``z_precision_um`` when it has one, else :data:`DEFAULT_TOLERANCE_UM`.
 
     Raises
     ------
@@ -102,8 +112,17 @@ class StageGuard:
         *,
         cancel: Callable[[], bool] | None = None,
         on_event: Callable[[str, Any], None] | None = None,
+        tolerance_um: float | None = None,
     ) -> None:
         self.microscope = microscope
+        tol = tolerance_um if tolerance_um is not None else getattr(
+            microscope, "z_precision_um", None)
+        tol = DEFAULT_TOLERANCE_UM if tol is None else float(tol)
+        if not math.isfinite(tol) or tol < 0:
+            raise UnsafeMoveError(f"tolerance_um: expected a finite number >= 0, got {tol}")
+        self.tolerance_um = max(tol, 1e-9)
+        self.restore_residual_um: float | None = None
+        self.restore_moves = 0
         self.limits = limits
         self.cancel = cancel
         self.on_event = on_event
@@ -198,19 +217,35 @@ class StageGuard:
 
     # --- recovery ----------------------------------------------------------------------
     def restore(self) -> str | None:
-        """Return to the start position (no cancel check). Returns an error text or None."""
+        """Return to the start position (no cancel check) within ``tolerance_um``.
+
+        At most ``ceil(distance / max_step) + 3`` moves; stops early when a move makes no
+        progress. Sets ``restore_residual_um`` (final ``|z - start|``) and
+        ``restore_moves``. Returns an error text (naming the residual) or None.
+        """
+        zf = self.start_z
+        self.restore_moves = 0
         try:
-            zf = self.start_z
-            for _ in range(100000):
-                cur = self._read_z()
+            cur = self._read_z()
+            budget = int(math.ceil(abs(zf - cur) / self.limits.max_step_um)) + 3
+            while abs(zf - cur) > self.tolerance_um and self.restore_moves < budget:
                 d = zf - cur
-                if abs(d) <= 1e-9:
-                    return None
                 step = d if abs(d) <= self.limits.max_step_um else math.copysign(
                     self.limits.max_step_um, d)
                 # a restore target is always inside the limits (the start was checked)
                 self._set(self.limits.clip(cur + step))
-            return "restore: too many steps"
+                self.restore_moves += 1
+                new = self._read_z()
+                if abs(zf - new) >= abs(zf - cur) - 1e-12:  # no progress (quantised stage)
+                    cur = new
+                    break
+                cur = new
+            self.restore_residual_um = abs(zf - cur)
+            if self.restore_residual_um > self.tolerance_um:
+                return (f"restore: stopped {self.restore_residual_um:.4g} µm from the start "
+                        f"(tolerance {self.tolerance_um:.4g} µm) after "
+                        f"{self.restore_moves} moves")
+            return None
         except Exception as exc:  # report, never raise from recovery
             return f"returning to the start position failed: {exc}"
 

@@ -75,9 +75,10 @@ class Scorer:
         from napari_focusqa.core.assess import assess_image
 
         res = assess_image(img, self.model, stain=self.stain, metrics=())
-        st["expected_level"] = res.expected_level
-        st["certainty"] = res.aggregate_certainty
-        return float(res.expected_level), st
+        level = res.expected_level
+        st["expected_level"] = float("nan") if level is None else float(level)
+        st["certainty"] = float(res.aggregate_certainty or 0.0)
+        return st["expected_level"], st
 
     @classmethod
     def from_name(cls, name: str, stain: str | None = None) -> Scorer:

@@ -33,10 +33,13 @@ from napari_focusqa.core.errors import FocusQAError, ImageError
 class ZStackFocusStage(StageDevice):
     """Pure-Python focus stage with a travel range (µm)."""
 
-    def __init__(self, travel: tuple[float, float], start_um: float) -> None:
+    def __init__(self, travel: tuple[float, float], start_um: float,
+                 quantum_um: float | None = None) -> None:
         super().__init__()
         self.travel = (float(travel[0]), float(travel[1]))
-        self._z = float(start_um)
+        #: positions are rounded to multiples of this (a stepper's resolution); None = exact
+        self.quantum_um = quantum_um
+        self._z = self._quantise(float(start_um))
         #: fault injection for tests: raise on the n-th ``set_position_um`` (1-based)
         self.fail_on_move: int | None = None
         self.n_moves = 0
@@ -48,7 +51,14 @@ class ZStackFocusStage(StageDevice):
         lo, hi = self.travel
         if not lo - 1e-6 <= val <= hi + 1e-6:
             raise RuntimeError(f"stage target {val:.3f} µm is outside its travel [{lo}, {hi}]")
-        self._z = float(val)
+        self._z = self._quantise(float(val))
+
+    def _quantise(self, z: float) -> float:
+        q = self.quantum_um
+        if not q:
+            return z
+        lo, hi = self.travel
+        return float(min(max(round(z / q) * q, lo), hi))
 
     def get_position_um(self) -> float:
         return self._z
@@ -146,7 +156,7 @@ class ZStackCamera(SimpleCameraDevice):
             gain = self.photons * (self._exposure / 10.0) / self._scale
             img = self.rng.poisson(np.maximum(img, 0) * gain).astype(np.float32) / np.float32(gain)
         if self._out_dtype.kind in "ui":
-            info = np.iinfo(self._out_dtype)
+            info = np.iinfo(self._out_dtype.type)  # type: ignore[type-var]
             img = np.clip(np.rint(img), info.min, info.max)
         buffer[:] = img.astype(self._out_dtype, copy=False)
         return {"z_um": z}
@@ -180,6 +190,7 @@ def build_simulated_core(
     drift_px_per_snap: tuple[float, float] = (0.0, 0.0),
     z_drift_um_per_snap: float = 0.0,
     seed: int | None = 0,
+    z_quantum_um: float | None = None,
 ) -> tuple[Any, ZStackCamera, ZStackFocusStage]:
     """A ``UniMMCore`` with the z-stack camera ("Camera") and focus stage ("Z") loaded."""
     from pymmcore_plus.experimental.unicore import UniMMCore
@@ -188,7 +199,7 @@ def build_simulated_core(
         raise FocusQAError(f"z_step_um: expected a positive z step in µm, got {z_step_um}")
     travel = (offset_um, offset_um + (stack.shape[0] - 1) * z_step_um)
     start = travel[0] + (travel[1] - travel[0]) / 2 if start_um is None else float(start_um)
-    stage = ZStackFocusStage(travel, start)
+    stage = ZStackFocusStage(travel, start, quantum_um=z_quantum_um)
     cam = ZStackCamera(stack, z_step_um, stage, offset_um=offset_um, photons=photons,
                        drift_px_per_snap=drift_px_per_snap,
                        z_drift_um_per_snap=z_drift_um_per_snap, seed=seed)
@@ -224,6 +235,9 @@ class SimulatedMicroscope(MMCoreMicroscope):
         Camera model (see module doc); ``photons=None`` disables noise.
     optics : Optics, optional
         Known optics (for the depth of field).
+    z_quantum_um : float, optional
+        Stage resolution: positions are rounded to multiples of it (also reported as
+        ``z_precision_um``, the guard's restore tolerance).
     name : str
     """
 
@@ -243,12 +257,13 @@ class SimulatedMicroscope(MMCoreMicroscope):
         optics: Optics | None = None,
         pixel_size_um: float | None = None,
         name: str = "simulated",
+        z_quantum_um: float | None = None,
     ) -> None:
         zyx = _as_zyx(stack, channel)
         core, cam, stage = build_simulated_core(
             zyx, z_step_um, offset_um=offset_um, start_um=start_um, photons=photons,
             drift_px_per_snap=drift_px_per_snap, z_drift_um_per_snap=z_drift_um_per_snap,
-            seed=seed,
+            seed=seed, z_quantum_um=z_quantum_um,
         )
         super().__init__(core, name=name)
         self.camera_device = cam
@@ -258,9 +273,16 @@ class SimulatedMicroscope(MMCoreMicroscope):
         self.offset_um = float(offset_um)
         self.optics = optics
         self.pixel_size_um = pixel_size_um
+        #: channel index of the replayed stack (an instrument fact for calibrations)
+        self.channel = channel
         if focus_index is None:
             focus_index = sf_peak_index(zyx)
         self.focus_index = float(focus_index)
+
+    @property
+    def z_precision_um(self) -> float | None:  # type: ignore[override]
+        """The stage's resolution (None: exact)."""
+        return self.stage_device.quantum_um
 
     @property
     def travel(self) -> tuple[float, float]:
@@ -279,6 +301,7 @@ class SimulatedMicroscope(MMCoreMicroscope):
             z_step_um=self.z_step_um,
             pixel_size_um=self.pixel_size_um,
             optics=None if self.optics is None else self.optics.to_dict(),
+            channel=self.channel,
         )
         return d
 
@@ -310,7 +333,9 @@ class SimulatedMicroscope(MMCoreMicroscope):
             kwargs["optics"] = optics_from_info(img.metadata.get("info"), img.pixel_size_um)
         kwargs.setdefault("pixel_size_um", img.pixel_size_um)
         kwargs.setdefault("name", f"simulated: {os.path.basename(os.fspath(path))}")
-        return cls(zcyx[:, c], dz, **kwargs)
+        m = cls(zcyx[:, c], dz, **kwargs)
+        m.channel = c
+        return m
 
 
 def plane_noise_sigma(stack: np.ndarray) -> np.ndarray:

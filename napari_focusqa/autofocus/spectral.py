@@ -1,0 +1,275 @@
+"""Spatiospectral features of one image and the per-instrument single-shot head.
+
+Features (DeepAf's observation: defocus shows in the cut-off and the shape of the power
+spectrum): the image minus its mean, Hann-windowed, Fourier-transformed; the power in
+12 radial bands log-spaced from 0.015 to 0.5 cycles/pixel, each as ``log(P_band /
+P_all)`` (brightness and contrast cancel), plus, in 4 coarser bands, the log ratio of the
+power along x vs y and along the two diagonals (astigmatism and other asymmetries whose
+sign flips through focus).
+
+:class:`SingleShotHead` is fitted by ``focusqa calibrate`` on the calibration stack of
+one instrument (DeepAf trains on the microscope it runs on): a ridge regression of
+``|z - focus|`` and an L2 logistic regression of ``sign(z - focus)`` on the standardised
+features, from every plane plus random crops. Its reliability is measured at
+calibration time by a spatial 2-fold cross-validation (fit on the left half of the
+planes, test on the right half, and back): ``cv_sign_accuracy`` (planes > 1.5 DoF from
+focus) and ``cv_abs_error_dof``. At run time the confidence is ``|2p - 1|`` times that
+reliability times the agreement of the image's quadrants; the search falls back to
+fewshot when it is low.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from napari_focusqa.core.errors import FocusQAError
+
+EDGES = np.geomspace(0.015, 0.5, 13)
+HEAD_KIND = "focusqa-singleshot-head"
+#: instrument facts a calibration must share with the microscope it is used on
+INSTRUMENT_KEYS = ("name", "camera", "focus_device", "pixel_size_um", "channel")
+
+
+def spectral_features(img: np.ndarray) -> np.ndarray:
+    """Feature vector (20 values) of one 2D image (see module doc)."""
+    a = np.asarray(img, dtype=np.float64)
+    if a.ndim != 2 or min(a.shape) < 16:
+        raise FocusQAError(f"image: expected a 2D image of at least 16x16 px, got {a.shape}")
+    a = a - a.mean()
+    h, w = a.shape
+    p = np.abs(np.fft.fft2(a * np.outer(np.hanning(h), np.hanning(w)))) ** 2
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.fftfreq(w)[None, :]
+    r = np.hypot(fy, fx)
+    th = np.arctan2(fy, fx)
+    tot = float(p[(r > EDGES[0]) & (r <= EDGES[-1])].mean()) + 1e-30
+    c8 = np.cos(np.pi / 8)
+    horiz, vert = np.abs(np.cos(th)) > c8, np.abs(np.sin(th)) > c8
+    d1, d2 = np.abs(np.cos(th - np.pi / 4)) > c8, np.abs(np.cos(th + np.pi / 4)) > c8
+    out = []
+    for lo, hi in zip(EDGES[:-1], EDGES[1:]):
+        m = (r > lo) & (r <= hi)
+        out.append(np.log(float(p[m].mean()) / tot + 1e-12) if m.any() else 0.0)
+    for lo, hi in zip(EDGES[:-1:3], EDGES[3::3]):
+        m = (r > lo) & (r <= hi)
+        out.append(_log_ratio(p, m & horiz, m & vert))
+        out.append(_log_ratio(p, m & d1, m & d2))
+    return np.asarray(out, dtype=np.float64)
+
+
+def _log_ratio(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    if not a.any() or not b.any():
+        return 0.0
+    return float(np.log((p[a].mean() + 1e-30) / (p[b].mean() + 1e-30)))
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+    a = x.T @ x + lam * np.diag(np.r_[0.0, np.ones(x.shape[1] - 1)])
+    return np.asarray(np.linalg.solve(a, x.T @ y), dtype=np.float64)
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, lam: float, iters: int = 60) -> np.ndarray:
+    w = np.zeros(x.shape[1])
+    reg = lam * np.diag(np.r_[0.0, np.ones(x.shape[1] - 1)])
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30, 30)))
+        g = x.T @ (p - y) + reg @ w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + reg
+        step = np.linalg.solve(hess, g)
+        w -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return w
+
+
+def _samples(images: list[np.ndarray], z_rel: np.ndarray, crops: int, seed: int,
+             part: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features of every plane (or its left/right half) plus ``crops`` random 75 % crops."""
+    rng = np.random.default_rng(seed)
+    xs, zs = [], []
+    for img, z in zip(images, z_rel):
+        a = np.asarray(img, dtype=np.float64)
+        if part is not None:
+            half = a.shape[1] // 2
+            a = a[:, :half] if part == "left" else a[:, half:]
+        xs.append(spectral_features(a))
+        zs.append(z)
+        h, w = a.shape
+        ch, cw = max(16, int(h * 0.75)), max(16, int(w * 0.75))
+        for _ in range(crops):
+            y0, x0 = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+            xs.append(spectral_features(a[y0:y0 + ch, x0:x0 + cw]))
+            zs.append(z)
+    return np.asarray(xs), np.asarray(zs, dtype=np.float64)
+
+
+@dataclass
+class SingleShotHead:
+    """Per-instrument signed-defocus regressor (see module doc). ``z`` = stage position
+    minus focus, in µm (positive: the stage is above focus; the move is ``-z``)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    mag_coef: np.ndarray
+    sign_coef: np.ndarray
+    dof_um: float
+    z_max_um: float
+    cv: dict[str, float] = field(default_factory=dict)
+    instrument: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, images: list[np.ndarray], z_rel_um: np.ndarray, dof_um: float, *,
+            instrument: dict[str, Any] | None = None, crops: int = 4, lam: float = 10.0,
+            seed: int = 0) -> SingleShotHead:
+        """Fit on calibration planes ``images`` at positions ``z_rel_um`` from focus."""
+        z = np.asarray(z_rel_um, dtype=np.float64)
+        if len(images) != z.size or z.size < 5:
+            raise FocusQAError(f"single-shot head: need >= 5 planes with z, got {z.size}")
+        if not dof_um or dof_um <= 0:
+            raise FocusQAError(f"dof_um: expected a positive depth of field, got {dof_um}")
+        cv = cls._cross_validate(images, z, dof_um, crops, lam, seed)
+        x, zz = _samples(images, z, crops, seed)
+        head = cls._fit_arrays(x, zz, dof_um, lam)
+        head.cv = cv
+        head.instrument = dict(instrument or {})
+        return head
+
+    @classmethod
+    def _fit_arrays(cls, x: np.ndarray, z: np.ndarray, dof: float, lam: float,
+                    ) -> SingleShotHead:
+        mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+        xs = np.c_[np.ones(len(x)), (x - mean) / scale]
+        mag = _ridge(xs, np.abs(z) / dof, lam)
+        far = np.abs(z) > dof
+        if far.sum() < 2 or len(set((z[far] > 0).tolist())) < 2:
+            sign = np.zeros(xs.shape[1])  # no planes on both sides: sign unknown (p = 0.5)
+        else:
+            sign = _logistic(xs[far], (z[far] > 0).astype(np.float64), lam)
+        return cls(mean=mean, scale=scale, mag_coef=mag, sign_coef=sign, dof_um=float(dof),
+                   z_max_um=float(np.max(np.abs(z))))
+
+    @classmethod
+    def _cross_validate(cls, images: list[np.ndarray], z: np.ndarray, dof: float,
+                        crops: int, lam: float, seed: int) -> dict[str, float]:
+        right, wrong, errs = 0, 0, []
+        for train, test in (("left", "right"), ("right", "left")):
+            xa, za = _samples(images, z, crops, seed, part=train)
+            xb, zb = _samples(images, z, 0, seed, part=test)
+            h = cls._fit_arrays(xa, za, dof, lam)
+            for xi, zi in zip(xb, zb):
+                dz, _p = h._raw(xi)
+                errs.append(abs(dz - zi) / dof)
+                if abs(zi) > 1.5 * dof:
+                    if np.sign(dz) == np.sign(zi):
+                        right += 1
+                    else:
+                        wrong += 1
+        acc = right / (right + wrong) if right + wrong else 0.0
+        return {"cv_sign_accuracy": round(acc, 4),
+                "cv_abs_error_dof_median": round(float(np.median(errs)), 4),
+                "cv_within_1dof": round(float(np.mean(np.asarray(errs) <= 1.0)), 4)}
+
+    @property
+    def reliability(self) -> float:
+        """0..1 from the cross-validated sign accuracy (0.5 -> 0, >= 0.95 -> 1)."""
+        acc = float(self.cv.get("cv_sign_accuracy", 0.0))
+        return float(np.clip((acc - 0.5) / 0.45, 0.0, 1.0))
+
+    def _raw(self, x: np.ndarray) -> tuple[float, float]:
+        xs = np.r_[1.0, (x - self.mean) / self.scale]
+        mag = min(max(float(xs @ self.mag_coef), 0.0) * self.dof_um, self.z_max_um)
+        p = float(1.0 / (1.0 + np.exp(-np.clip(xs @ self.sign_coef, -30, 30))))
+        return (mag if p >= 0.5 else -mag), p
+
+    def predict(self, img: np.ndarray) -> tuple[float, float, dict[str, Any]]:
+        """``(z_um, confidence, details)`` of one image; ``z_um`` = position - focus.
+
+        Non-finite features give ``nan`` (the caller must not move)."""
+        a = np.asarray(img, dtype=np.float64)
+        x = spectral_features(a)
+        if not np.all(np.isfinite(x)):
+            return float("nan"), 0.0, {"reason": "non-finite features"}
+        z, p = self._raw(x)
+        h, w = a.shape
+        quads = [a[:h // 2, :w // 2], a[:h // 2, w // 2:], a[h // 2:, :w // 2], a[h // 2:, w // 2:]]
+        signs = [self._raw(spectral_features(q))[1] >= 0.5 for q in quads if min(q.shape) >= 16]
+        agree = float(np.mean([s == (p >= 0.5) for s in signs])) if signs else 1.0
+        if abs(z) <= self.dof_um:  # already within 1 DoF: the sign does not matter
+            conf = self.reliability if self.reliability > 0 else 0.5
+            conf = max(conf, 0.5)
+        else:
+            conf = abs(2 * p - 1) * self.reliability * agree
+        return z, float(conf), {"p_above": p, "quadrant_agreement": agree,
+                                "magnitude_um": abs(z)}
+
+    # --- JSON ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        body = {
+            "kind": HEAD_KIND, "features": "spectral-v1",
+            "mean": [round(float(v), 8) for v in self.mean],
+            "scale": [round(float(v), 8) for v in self.scale],
+            "mag_coef": [round(float(v), 8) for v in self.mag_coef],
+            "sign_coef": [round(float(v), 8) for v in self.sign_coef],
+            "dof_um": round(self.dof_um, 6), "z_max_um": round(self.z_max_um, 6),
+            "cv": self.cv, "instrument": self.instrument,
+        }
+        body["sha256"] = _digest(body)
+        return body
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "single-shot head") -> SingleShotHead:
+        try:
+            if d.get("kind") != HEAD_KIND or d.get("features") != "spectral-v1":
+                raise FocusQAError(f"{where}: not a spectral-v1 single-shot head")
+            want = d.get("sha256")
+            got = _digest({k: v for k, v in d.items() if k != "sha256"})
+            if want != got:
+                raise FocusQAError(f"{where}: sha256 mismatch (stored {str(want)[:12]}…, "
+                                   f"content {got[:12]}…): the head was edited or corrupted")
+            arr = {k: np.asarray(d[k], dtype=np.float64)
+                   for k in ("mean", "scale", "mag_coef", "sign_coef")}
+            n = arr["mean"].size
+            if arr["scale"].size != n or arr["mag_coef"].size != n + 1 or \
+                    arr["sign_coef"].size != n + 1:
+                raise FocusQAError(f"{where}: coefficient lengths do not match")
+            return cls(dof_um=float(d["dof_um"]), z_max_um=float(d["z_max_um"]),
+                       cv=dict(d.get("cv") or {}), instrument=dict(d.get("instrument") or {}),
+                       **arr)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, FocusQAError):
+                raise
+            raise FocusQAError(f"{where}: malformed single-shot head ({exc})") from exc
+
+
+def _digest(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def instrument_of(microscope: Any) -> dict[str, Any]:
+    """The :data:`INSTRUMENT_KEYS` facts of a microscope (``info()`` + name)."""
+    try:
+        info = dict(microscope.info() or {})
+    except Exception:
+        info = {}
+    info.setdefault("name", getattr(microscope, "name", None))
+    return {k: info.get(k) for k in INSTRUMENT_KEYS}
+
+
+def instrument_mismatch(recorded: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """First differing fact (``"channel: 'DAPI' vs 'GFP'"``) or None. Facts missing on
+    either side are not compared."""
+    for k in INSTRUMENT_KEYS:
+        a, b = recorded.get(k), current.get(k)
+        if a is None or b is None:
+            continue
+        if k == "pixel_size_um":
+            if abs(float(a) - float(b)) > 0.01 * abs(float(a)):
+                return f"{k}: {a} vs {b}"
+        elif str(a) != str(b):
+            return f"{k}: {a!r} vs {b!r}"
+    return None

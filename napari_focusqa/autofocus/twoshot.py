@@ -1,0 +1,186 @@
+"""Calibration-free two-shot autofocus from a levels model and the optics.
+
+The 11 classes of ``fqa-levels`` are blur diameters (the card's ``blur_diameter_px``;
+the training simulation, :mod:`napari_focusqa.training.simulate`, made level ``i`` by
+defocusing a Born–Wolf PSF until its blur diameter was ``d_i`` pixels). In that geometry
+a blur diameter ``D`` (px) at defocus ``z`` is ::
+
+    D(z)^2 = D_airy^2 + (2 |z| NA / (n px))^2,   D_airy = 2.44 λ / (NA px)
+
+so with the instrument's NA, emission wavelength λ, immersion index n and pixel size px
+(from the file, the configuration or flags; never assumed) the expected diameter
+``sum_i p_i d_i`` of one image gives ``|Δz|``. Diameters at or beyond level K-2 mean
+"at least this far" (the model saturates). The search:
+
+1. image 1 at the start ``z1`` → ``a = |Δz1|``;
+2. image 2 at ``z2 = z1 + δ`` (δ = ``max(a, 2 DoF)`` towards the side with more
+   travel, planned inside the limits) → ``b = |Δz2|``;
+3. the focus from both readings (:func:`solve_focus`), then one move to it and a
+   confirming image. Exactly 2 + 1 images. When both readings are saturated the side is
+   unknown and the run fails (stage back at the start) rather than guess.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from napari_focusqa.autofocus.context import RunContext
+from napari_focusqa.autofocus.optics import Optics
+from napari_focusqa.core.errors import FocusQAError
+
+#: optics fields twoshot needs, and the CLI flag that gives each
+REQUIRED_OPTICS = {"na": "--na", "wavelength_nm": "--wavelength-nm",
+                   "immersion_n": "--immersion-n", "pixel_size_um": "--pixel-size-um"}
+
+
+def resolve_optics(microscope: Any, optics: Optics | dict[str, Any] | None) -> Optics:
+    """The optics two-shot uses: ``optics`` if given, else the microscope's (file
+    metadata / configuration); the pixel size may come from the microscope.
+
+    Raises
+    ------
+    FocusQAError
+        Naming the first missing (or only assumed) field.
+    """
+    info: dict[str, Any] = {}
+    try:
+        info = dict(microscope.info() or {})
+    except Exception:
+        info = {}
+    o: Any = optics if optics is not None else info.get("optics")
+    if isinstance(o, dict):
+        o = Optics.from_dict(o)
+    missing = None
+    if o is None:
+        missing = "na"
+    else:
+        for name in ("wavelength_nm", "immersion_n"):
+            if name in o.assumed:
+                missing = name
+                break
+        px = o.pixel_size_um or info.get("pixel_size_um")
+        if missing is None and not px:
+            missing = "pixel_size_um"
+        elif missing is None and o.pixel_size_um is None:
+            o = Optics(na=o.na, wavelength_nm=o.wavelength_nm, immersion_n=o.immersion_n,
+                       pixel_size_um=float(px or 0.0), assumed=o.assumed)
+    if missing is not None:
+        raise FocusQAError(
+            f"{missing}: the twoshot method needs the optics (NA, emission wavelength, "
+            f"immersion index, pixel size); {missing} is not known: give "
+            f"{REQUIRED_OPTICS[missing]} or use a file/config that records it")
+    assert o is not None
+    return o
+
+
+class LevelGeometry:
+    """Level → blur diameter (card) → ``|Δz|`` (µm) for one instrument's optics."""
+
+    def __init__(self, model: Any, optics: Optics) -> None:
+        diam = model.card.get("blur_diameter_px")
+        if not diam or len(diam) != model.num_classes:
+            raise FocusQAError(f"model: {model.id} has no blur_diameter_px for its "
+                               f"{model.num_classes} levels; twoshot needs a levels model "
+                               "whose card gives them (e.g. fqa-levels)")
+        self.model = model
+        self.diameters = np.asarray(diam, dtype=np.float64)
+        self.optics = optics
+        px = float(optics.pixel_size_um or 0.0)
+        self.px = px
+        self.airy_px = 2.44 * optics.wavelength_nm / 1000.0 / optics.na / px
+        #: readings at or beyond this diameter are lower bounds
+        self.saturation_px = float(self.diameters[-2])
+
+    def z_for_diameter(self, d_px: float) -> float:
+        geo = math.sqrt(max(d_px * d_px - self.airy_px**2, 0.0))
+        return geo * self.px * self.optics.immersion_n / (2.0 * self.optics.na)
+
+    @property
+    def z_saturation_um(self) -> float:
+        return self.z_for_diameter(self.saturation_px)
+
+    def measure(self, img: np.ndarray, stain: str | None = None,
+                ) -> tuple[float, bool, dict[str, Any]]:
+        """``(|Δz| µm, saturated, stats)`` of one image (``nan`` when not finite)."""
+        from napari_focusqa.autofocus.scoring import image_stats
+        from napari_focusqa.core.assess import assess_image
+
+        res = assess_image(img, self.model, stain=stain, metrics=())
+        p = res.probability
+        st: dict[str, Any] = image_stats(img)
+        if p is None or not np.all(np.isfinite(p)):
+            st["abs_dz_um"] = float("nan")
+            return float("nan"), False, st
+        d = float(p @ self.diameters)
+        z = self.z_for_diameter(d)
+        sat = d >= self.saturation_px
+        st.update(expected_level=float(res.expected_level or 0.0), blur_diameter_px=d,
+                  abs_dz_um=z, saturated=sat)
+        return z, sat, st
+
+
+def solve_focus(r1: tuple[float, float, bool], r2: tuple[float, float, bool],
+                ) -> tuple[float, str]:
+    """Focus ``f`` from two unsigned readings ``(z, |z - f|, saturated)``.
+
+    Both unsaturated: a reading is modelled as ``m^2 = (z - f)^2 + c^2`` (``c``: the
+    model's in-focus floor, unknown), so ``a^2 - b^2 = (z1 - f)^2 - (z2 - f)^2`` gives
+    ``f = (z1 + z2)/2 - (a^2 - b^2) / (2 (z1 - z2))`` with no sign choice and no floor.
+    One saturated: the other reading's two candidates ``z ± m``, keeping the one farther
+    from the saturated image. Both saturated: FocusQAError (side unknown).
+    Returns ``(f, rule)``.
+    """
+    (z1, a, s1), (z2, b, s2) = r1, r2
+    if s1 and s2:
+        raise FocusQAError(
+            "twoshot: both images are beyond the levels model's range, so the side of "
+            "focus is unknown; start closer or use fewshot")
+    if not s1 and not s2:
+        return (z1 + z2) / 2.0 - (a * a - b * b) / (2.0 * (z1 - z2)), "difference of squares"
+    zu, mu, zs = (z2, b, z1) if s1 else (z1, a, z2)
+    cands = (zu - mu, zu + mu)
+    return max(cands, key=lambda f: abs(f - zs)), "nearer image + side of the saturated one"
+
+
+def twoshot(ctx: RunContext, geom: LevelGeometry, *, dof: float,
+            stain: str | None = None) -> float:
+    guard, run = ctx.guard, ctx.run
+    lim = guard.limits
+    run.score_name = f"abs_dz_um:{geom.model.id}"
+    run.info["twoshot"] = {"optics": geom.optics.to_dict(), "airy_px": geom.airy_px,
+                           "saturation_um": geom.z_saturation_um}
+
+    def score(img: np.ndarray) -> tuple[float, dict[str, Any]]:
+        z, _sat, st = geom.measure(img, stain)
+        return z, st
+
+    def reading(acq: Any) -> tuple[float, float, bool]:
+        if not math.isfinite(acq.score):
+            raise FocusQAError("twoshot: the levels model gave no finite defocus for image "
+                               f"{acq.index + 1}; the stage was not moved for it")
+        return acq.z_um, acq.score, bool(acq.stats.get("saturated"))
+
+    acq1, _ = ctx.acquire(None, score)
+    z1, a, sat1 = reading(acq1)
+    mag = max(a, 2.0 * dof)
+    side = 1.0 if (lim.z_max_um - z1) >= (z1 - lim.z_min_um) else -1.0
+    z2 = z1 + side * mag
+    if not lim.contains(z2):
+        z2 = lim.clip(z1 - side * mag) if lim.contains(z1 - side * mag) else lim.clip(z2)
+    if abs(z2 - z1) < dof:
+        raise FocusQAError("twoshot: no room inside the z limits for the second image "
+                           f"(needs a step of at least 1 DoF = {dof:.3f} µm)")
+    acq2, _ = ctx.acquire(z2, score)
+    r2 = reading(acq2)
+    run.info["twoshot"]["readings_um"] = [[z1, a, sat1], list(r2)]
+    f, rule = solve_focus((z1, a, sat1), r2)
+    run.info["twoshot"].update(focus_um=f, rule=rule)
+    if not math.isfinite(f):
+        raise FocusQAError("twoshot: non-finite focus estimate; the stage was not moved")
+    acq3, _ = ctx.acquire(f, score)  # the one move (refused if outside the limits)
+    run.stop_reason = (f"two-shot: |dz| {a:.2f} and {r2[1]:.2f} µm -> focus; confirming "
+                       f"image says {acq3.score:.2f} µm")
+    return f
