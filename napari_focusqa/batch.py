@@ -93,7 +93,7 @@ WORKER_MALLOC_CONFIG = {
     "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 64 * 2**20,
 }
 
-_STR = {"file", "channel", "stain", "model", "probabilities", "error", "plate", "well", "name_channel"}
+_STR = {"file", "channel", "stain", "model", "probabilities", "error", "plate", "well", "name_channel", "verdict"}
 _INT = {
     "site",
     "plane",

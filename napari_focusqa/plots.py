@@ -1,7 +1,8 @@
 """Static figures shared by the CLI, the demo and the docs (matplotlib, Agg backend).
 
 - :func:`render_overlay` draws an image with the per-patch borders (hue = level,
-  lightness = certainty, :mod:`napari_focusqa.core.colors`) and a legend.
+  lightness = certainty, grey = no structure; :mod:`napari_focusqa.core.colors`) and a
+  legend.
 - :func:`plot_focus_curves` draws SF vs z (normalised) per stain/channel with the
   best-focus marker, and the model's expected level vs z when available.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_focusqa.core.assess import FocusResult
-from napari_focusqa.core.colors import level_colors
+from napari_focusqa.core.colors import EMPTY_RGB, level_colors, patch_colors
 from napari_focusqa.core.zstack import StackResult
 
 
@@ -54,7 +55,7 @@ def render_overlay(
     k = result.num_classes or 11
     if result.grid is not None and result.patch_level is not None:
         assert result.patch_certainty is not None
-        cols = level_colors(result.patch_level, result.patch_certainty, k)
+        cols = patch_colors(result.patch_level, result.patch_certainty, result.empty, k)
         boxes = result.grid.boxes()
         for r in range(result.grid.rows):
             for c in range(result.grid.cols):
@@ -83,6 +84,8 @@ def render_overlay(
     lax.set_yticks([0, 1])
     lax.set_ylabel("certainty", fontsize=7)
     lax.tick_params(labelsize=7)
+    lax.text(k - 0.5 + 0.3, 0.5, "no structure", color=EMPTY_RGB, fontsize=7,
+             va="center", ha="left", backgroundcolor="black", clip_on=False)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi)
@@ -100,9 +103,12 @@ def _summary_title(result: FocusResult) -> str:
     if result.predicted_level is not None:
         parts.append(
             f"level {result.predicted_level} (exp {result.expected_level:.2f}), "
-            f"certainty {result.mean_certainty:.2f}/{result.aggregate_certainty:.2f}, "
-            f"{'in focus' if result.in_focus else 'out of focus'}"
+            f"certainty {result.mean_certainty:.2f}/{result.aggregate_certainty:.2f}"
         )
+    if result.verdict is not None:
+        parts.append(result.verdict.replace("_", " "))
+    if result.structured_fraction is not None:
+        parts.append(f"structure {100 * result.structured_fraction:.0f} %")
     if result.sf is not None:
         parts.append(f"SF {result.sf:.1f}")
     return " · ".join(parts)

@@ -1,8 +1,12 @@
 """Per-patch probabilities -> levels, certainties and the whole-image verdict (Yang et al.).
 
 certainty = 1 - H(p) / log K  (H: Shannon entropy, natural log)
-whole-image probability = certainty-weighted mean of the patch distributions
+whole-image probability = certainty-weighted mean of the distributions of the patches
+    that hold structure (:mod:`napari_focusqa.core.structure`; empty patches are left out)
 aggregate certainty = certainty of that whole-image distribution
+verdict = "no_structure" when fewer than MIN_STRUCTURED_FRACTION of the patches hold
+    structure, else "in_focus" / "out_of_focus" from the aggregate's most likely level
+    (docs/verdicts.md)
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import numpy as np
 
 from napari_focusqa.core import metrics as _metrics
 from napari_focusqa.core.errors import ImageError
-from napari_focusqa.core.patches import PatchGrid, make_grid
+from napari_focusqa.core.patches import DEFAULT_PATCH_SIZE, PatchGrid, make_grid
+from napari_focusqa.core.structure import is_no_structure, patch_structure, structured_fraction
 from napari_focusqa.core.validate import as_image2d
 
 #: columns of the one-record-per-plane table (CLI CSV, Fiji Results, napari table)
@@ -31,9 +36,14 @@ RECORD_COLUMNS = (
     "mean_certainty",
     "aggregate_certainty",
     "in_focus",
+    "verdict",
+    "structured_fraction",
     "sf",
     "probabilities",
 )
+
+#: the three plane verdicts (``verdict`` is None for a metrics-only result with structure)
+VERDICTS = ("in_focus", "out_of_focus", "no_structure")
 
 #: columns of the one-row-per-patch table
 PATCH_COLUMNS = (
@@ -46,6 +56,7 @@ PATCH_COLUMNS = (
     "level",
     "certainty",
     "expected_level",
+    "empty",
 )
 
 
@@ -80,7 +91,10 @@ class FocusResult:
     """Focus assessment of one 2D image.
 
     ``probabilities`` is ``(rows, cols, K)`` or ``None`` when no model was used (then
-    only the classic metrics are filled in).
+    only the classic metrics are filled in). ``empty`` is the per-patch mask of
+    :func:`napari_focusqa.core.structure.patch_structure` (on ``grid`` when a model was
+    used, on the default patch grid for a metrics-only result); ``None`` means unknown
+    (every patch counts).
     """
 
     grid: PatchGrid | None
@@ -89,6 +103,7 @@ class FocusResult:
     in_focus_max_level: int = 2
     metrics: dict[str, float] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
+    empty: np.ndarray | None = None
 
     probability: np.ndarray | None = field(init=False, repr=False)
     patch_certainty: np.ndarray | None = field(init=False, repr=False)
@@ -96,10 +111,22 @@ class FocusResult:
     patch_expected_level: np.ndarray | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.empty is not None:
+            self.empty = np.asarray(self.empty, dtype=bool)
         if self.probabilities is not None:
             p = np.asarray(self.probabilities, dtype=np.float64)
             self.probabilities = p
-            self.probability, self.patch_certainty = aggregate(p)
+            if self.empty is not None and self.empty.shape != p.shape[:-1]:
+                raise ImageError(
+                    f"empty: mask shape {self.empty.shape} does not match the patch grid "
+                    f"{p.shape[:-1]}"
+                )
+            keep = self._structured()
+            if keep is None:
+                self.probability, self.patch_certainty = aggregate(p)
+            else:  # empty patches are left out of the whole-image distribution
+                self.probability, _ = aggregate(p[keep])
+                self.patch_certainty = certainty(p)
             self.patch_level = p.argmax(axis=-1)
             k = p.shape[-1]
             self.patch_expected_level = p @ np.arange(k)
@@ -108,6 +135,12 @@ class FocusResult:
             self.patch_certainty = None
             self.patch_level = None
             self.patch_expected_level = None
+
+    def _structured(self) -> np.ndarray | None:
+        """Mask of the patches that count, or None when all count (no mask / all empty)."""
+        if self.empty is None or self.empty.all() or not self.empty.any():
+            return None
+        return ~self.empty
 
     # --- whole-image summaries -------------------------------------------------------
     @property
@@ -126,16 +159,45 @@ class FocusResult:
 
     @property
     def mean_certainty(self) -> float | None:
-        return None if self.patch_certainty is None else float(self.patch_certainty.mean())
+        """Mean certainty of the structured patches (all patches when none or all are)."""
+        if self.patch_certainty is None:
+            return None
+        keep = self._structured()
+        c = self.patch_certainty if keep is None else self.patch_certainty[keep]
+        return float(c.mean())
 
     @property
     def aggregate_certainty(self) -> float | None:
         return None if self.probability is None else float(certainty(self.probability))
 
     @property
-    def in_focus(self) -> bool | None:
+    def structured_fraction(self) -> float | None:
+        """Fraction of patches holding structure (None when the test was not run)."""
+        return None if self.empty is None else structured_fraction(self.empty)
+
+    @property
+    def verdict(self) -> str | None:
+        """``"in_focus"``, ``"out_of_focus"`` or ``"no_structure"`` (one of :data:`VERDICTS`).
+
+        ``no_structure`` whenever the structured fraction is below
+        :data:`~napari_focusqa.core.structure.MIN_STRUCTURED_FRACTION`, with or without a
+        model. Otherwise the model decides (level <= ``in_focus_max_level``); a
+        metrics-only result with structure has no verdict (None).
+        """
+        frac = self.structured_fraction
+        if frac is not None and is_no_structure(frac):
+            return "no_structure"
         lvl = self.predicted_level
-        return None if lvl is None else bool(lvl <= self.in_focus_max_level)
+        if lvl is None:
+            return None
+        return "in_focus" if lvl <= self.in_focus_max_level else "out_of_focus"
+
+    @property
+    def in_focus(self) -> bool | None:
+        """``verdict == "in_focus"`` (False for ``no_structure``; None without a model)."""
+        if self.predicted_level is None:
+            return None
+        return self.verdict == "in_focus"
 
     @property
     def sf(self) -> float | None:
@@ -153,6 +215,8 @@ class FocusResult:
             mean_certainty=_round(self.mean_certainty),
             aggregate_certainty=_round(self.aggregate_certainty),
             in_focus=self.in_focus,
+            verdict=self.verdict,
+            structured_fraction=_round(self.structured_fraction),
             sf=_round(self.sf),
             probabilities=None
             if self.probability is None
@@ -166,7 +230,8 @@ class FocusResult:
         return rec
 
     def patch_table(self) -> list[dict[str, Any]]:
-        """One row per patch: position, level, certainty, expected level, probabilities."""
+        """One row per patch: position, level, certainty, expected level, ``empty`` (no
+        structure: left out of the aggregate), probabilities."""
         if self.grid is None or self.probabilities is None:
             return []
         assert self.patch_level is not None and self.patch_certainty is not None
@@ -187,6 +252,7 @@ class FocusResult:
                         "level": int(self.patch_level[r, c]),
                         "certainty": round(float(self.patch_certainty[r, c]), 6),
                         "expected_level": round(float(self.patch_expected_level[r, c]), 6),
+                        "empty": None if self.empty is None else bool(self.empty[r, c]),
                         "probabilities": [round(float(v), 6) for v in self.probabilities[r, c]],
                     }
                 )
@@ -238,7 +304,10 @@ def assess_image(
         src.setdefault("stain", stain)
     if model is None:
         grid = make_grid(img.shape, patch_size) if patch_size else None
-        return FocusResult(grid=grid, probabilities=None, metrics=vals, source=src)
+        return FocusResult(
+            grid=grid, probabilities=None, metrics=vals, source=src,
+            empty=_metrics_only_empty(img, grid),
+        )
     fm = load_model(model)
     grid = make_grid(img.shape, patch_size or fm.patch_size)
     if grid.patch_size != fm.patch_size:
@@ -254,4 +323,19 @@ def assess_image(
         in_focus_max_level=fm.in_focus_max_level,
         metrics=vals,
         source=src,
+        empty=patch_structure(img, grid).empty,
     )
+
+
+#: images smaller than this (either side) get no structure test
+MIN_STRUCTURE_SIZE = 8
+
+
+def _metrics_only_empty(img: np.ndarray, grid: PatchGrid | None) -> np.ndarray | None:
+    """Structure mask for a metrics-only result: on ``grid`` if given, else on the default
+    grid (one patch as large as the image allows, when the image is smaller than that)."""
+    if grid is None:
+        grid = make_grid(img.shape, min(DEFAULT_PATCH_SIZE, *img.shape))
+    if grid.patch_size < MIN_STRUCTURE_SIZE:
+        return None
+    return patch_structure(img, grid).empty

@@ -3,6 +3,8 @@
 Hue encodes the predicted defocus level: red (level 0, in focus) through yellow, green,
 cyan and blue to magenta (most defocused). Lightness encodes certainty: certainty 0 is
 drawn dark (lightness 0.15), certainty 1 at full colour (lightness 0.5, HSL).
+Patches without structure (``empty``, :mod:`napari_focusqa.core.structure`) have no focus
+level at all and are drawn in a neutral grey (:data:`EMPTY_RGB`), whatever the model said.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 MAX_HUE = 0.83
 MIN_LIGHTNESS = 0.15
 MAX_LIGHTNESS = 0.5
+#: neutral grey of patches without structure (no hue: it is not a level)
+EMPTY_RGB = (0.6, 0.6, 0.6)
 
 
 def level_hue(level: np.ndarray | float, num_classes: int = 11) -> np.ndarray:
@@ -42,3 +46,28 @@ def level_colors_uint8(
 ) -> np.ndarray:
     """Like :func:`level_colors` but uint8 RGB ``(..., 3)`` (for PNG and ImageJ)."""
     return np.round(level_colors(level, certainty, num_classes)[..., :3] * 255).astype(np.uint8)
+
+
+def patch_colors(
+    level: np.ndarray | float,
+    certainty: np.ndarray | float,
+    empty: np.ndarray | None = None,
+    num_classes: int = 11,
+) -> np.ndarray:
+    """:func:`level_colors`, with the ``empty`` patches (bool mask) in :data:`EMPTY_RGB`."""
+    rgba = level_colors(level, certainty, num_classes)
+    if empty is not None:
+        mask = np.broadcast_to(np.asarray(empty, dtype=bool), rgba.shape[:-1])
+        rgba[mask, :3] = EMPTY_RGB
+    return rgba
+
+
+def patch_colors_uint8(
+    level: np.ndarray | float,
+    certainty: np.ndarray | float,
+    empty: np.ndarray | None = None,
+    num_classes: int = 11,
+) -> np.ndarray:
+    """Like :func:`patch_colors` but uint8 RGB ``(..., 3)`` (for PNG and ImageJ)."""
+    rgba = patch_colors(level, certainty, empty, num_classes)
+    return np.round(rgba[..., :3] * 255).astype(np.uint8)

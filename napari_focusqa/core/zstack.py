@@ -74,6 +74,11 @@ class ChannelCurve:
             "sf": [round(float(v), 6) for v in self.sf],
             "expected_level": None if lv is None else [round(float(v), 6) for v in lv],
             "predicted_level": [s.predicted_level for s in self.slices],
+            "verdict": [s.verdict for s in self.slices],
+            "structured_fraction": [
+                None if s.structured_fraction is None else round(s.structured_fraction, 6)
+                for s in self.slices
+            ],
             "best_z_index": self.best_z_index,
             "best_z_um": self.best_z_um,
             "best_z_index_model": self.best_z_index_model,
