@@ -1,0 +1,123 @@
+"""``focusqa batch --resume`` safety: never rewrite a finished row, never mix models or modes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from scipy import ndimage
+
+from napari_focusqa import batch
+from napari_focusqa.cli import main
+
+
+def _cells(rng: np.random.Generator, shape=(168, 200), sigma=0.0) -> np.ndarray:
+    img = np.zeros(shape, np.float32)
+    img[rng.integers(0, shape[0], 50), rng.integers(0, shape[1], 50)] = 4000.0
+    img = ndimage.gaussian_filter(img, 2.0) * 20
+    if sigma:
+        img = ndimage.gaussian_filter(img, sigma)
+    img += rng.normal(100, 3, shape)
+    return np.clip(img, 0, 65535).astype(np.uint16)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(5)
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i, s in enumerate((0.0, 4.0, 0.0, 7.0)):
+        tifffile.imwrite(d / f"P1_A{i + 1:02d}_s1_w1.tif", _cells(rng, sigma=s))
+    return d
+
+
+def _digest(path: Path) -> str:
+    """Content of a batch output (a CSV file or a parquet folder of part files)."""
+    h = hashlib.sha256()
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    for f in files:
+        if f.is_file() and not f.name.startswith("_"):
+            h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_resume_with_another_model_is_refused_and_output_untouched(
+    folder, tmp_path, sharpness_model, sharpness_stain_model, capsys, suffix
+) -> None:
+    out = tmp_path / f"o{suffix}"
+    args = ["batch", str(folder), "--out", str(out), "--workers", "0", "--no-progress"]
+    assert main([*args, "--model", str(sharpness_model)]) == 0
+    before = _digest(out)
+    capsys.readouterr()
+    rc = main([*args, "--resume", "--model", str(sharpness_stain_model)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1 and "--resume" in err and "test-stain" in err
+    assert _digest(out) == before
+    assert {r["model"] for r in batch.read_results(out)} == {"test-sharpness"}
+
+
+def test_resume_with_same_id_but_other_weights_is_refused(folder, tmp_path, sharpness_model,
+                                                          capsys) -> None:
+    from napari_focusqa.testing import build_sharpness_model
+
+    # same model id, different ONNX file (another sha256)
+    other = build_sharpness_model(tmp_path / "m2", num_classes=9)
+    out = tmp_path / "o.csv"
+    args = ["batch", str(folder), "--out", str(out), "--workers", "0", "--no-progress"]
+    assert main([*args, "--model", str(sharpness_model)]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--resume", "--model", str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "sha256" in err
+    assert out.read_bytes() == before
+
+
+def test_resume_sf_only_output_with_a_model_is_refused(folder, tmp_path, sharpness_model,
+                                                        capsys) -> None:
+    out = tmp_path / "o.csv"
+    args = ["batch", str(folder), "--out", str(out), "--workers", "0", "--no-progress"]
+    assert main([*args, "--model", "none"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--resume", "--model", str(sharpness_model)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--resume" in err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_resume_of_a_finished_run_rewrites_nothing(folder, tmp_path, sharpness_model,
+                                                   suffix) -> None:
+    out = tmp_path / f"o{suffix}"
+    s1 = batch.run_batch([folder], out, model=sharpness_model, workers=0, progress=False,
+                         log=None)
+    assert s1.exit_code == 0
+    before = _digest(out)
+    rows_before = batch.read_results(out)
+    s2 = batch.run_batch([folder], out, model=sharpness_model, workers=0, resume=True,
+                         progress=False, log=None)
+    assert s2.files_done == 0 and s2.files_skipped == 4
+    assert _digest(out) == before
+    assert batch.read_results(out) == rows_before
+
+
+def test_resume_refuses_other_mode(tmp_path, sharpness_model, capsys) -> None:
+    rng = np.random.default_rng(2)
+    sharp = _cells(rng, (168, 168)).astype(np.float32)
+    stack = np.stack([ndimage.gaussian_filter(sharp, abs(z - 3) + 0.01) for z in range(7)])
+    p = tmp_path / "stack_A01.tif"
+    tifffile.imwrite(p, stack.astype(np.uint16), imagej=True, metadata={"axes": "ZYX"})
+    out = tmp_path / "z.parquet"
+    args = ["batch", str(p), "--out", str(out), "--workers", "0", "--no-progress",
+            "--model", str(sharpness_model)]
+    assert main([*args, "--zstack"]) == 0
+    before = _digest(out)
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "mode" in err
+    assert _digest(out) == before
