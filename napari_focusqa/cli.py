@@ -25,7 +25,7 @@ EXIT_BAD_INPUT = 2
 #: modules that contribute sub-commands (``register(subparsers)``); missing ones skipped
 PLUGIN_MODULES = (
     "napari_focusqa.autofocus.cli",
-    "napari_focusqa.batch",
+    "napari_focusqa.batch.cli",
     "napari_focusqa.acquire.cli",
     "fiji_bridge.cli",
 )

@@ -285,15 +285,13 @@ def test_resume_after_kill_no_duplicates(tmp_path, sharpness_model) -> None:
     rc = subprocess.run(cmd + ["--resume"], cwd=REPO, env=env, capture_output=True, text=True,
                         timeout=120)
     assert rc.returncode == 0, rc.stderr
-    # the last file written before the kill is re-assessed (its rows may be cut short)
-    assert f"({len(before) - 1} already in the output skipped)" in rc.stdout
+    # every file with complete rows is kept as it is; none is assessed twice
+    assert f"({len(before)} already in the output skipped)" in rc.stdout
     after = batch.read_results(out)
     names = [Path(r["file"]).name for r in after]
     assert len(names) == len(set(names)) == n
     assert set(names) == {f"img_{i:04d}.tif" for i in range(n)}
-    assert after[: len(before) - 1] == before[:-1]  # what was written survives unchanged
-    redone = next(r for r in after if r["file"] == before[-1]["file"])
-    assert redone == before[-1]  # same numbers when assessed again
+    assert after[: len(before)] == before  # what was written survives unchanged
     assert all(r["error"] is None and r["predicted_level"] is not None for r in after)
 
 
@@ -351,8 +349,8 @@ def test_cancel_keeps_rows_and_resume_completes(plate, tmp_path, sharpness_model
     assert {r["file"] for r in batch.read_results(out)} == set(seen)
     s = batch.run_batch([folder], out, model=sharpness_model, workers=0, resume=True,
                         progress=False, log=None)
-    # CSV resume re-assesses the last file written (a kill may have cut its rows short)
-    assert s.files_skipped == 1 and s.files_done == len(good) + len(BAD) - 1
+    # the two files written are complete: resume skips both and assesses the rest
+    assert s.files_skipped == 2 and s.files_done == len(good) + len(BAD) - 2
     files = [r["file"] for r in batch.read_results(out)]
     assert len(set(files)) == len(good) + len(BAD)
 
@@ -413,6 +411,6 @@ def test_sigterm_on_local_cluster_stops_cleanly_then_resumes(tmp_path, sharpness
     assert 5 <= len(before) < n
     s = batch.run_batch([folder], out, model=sharpness_model, workers=0, resume=True,
                         progress=False, log=None)
-    assert s.files_skipped == len(before) - 1  # CSV: the last file written is redone
+    assert s.files_skipped == len(before)  # every complete file is kept, none redone
     names = [Path(r["file"]).name for r in batch.read_results(out)]
     assert len(names) == len(set(names)) == n

@@ -121,3 +121,40 @@ def test_resume_refuses_other_mode(tmp_path, sharpness_model, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "mode" in err
     assert _digest(out) == before
+
+
+def _two_channel(folder: Path) -> Path:
+    rng = np.random.default_rng(9)
+    p = folder / "P1_B01_s1.tif"
+    tifffile.imwrite(p, np.stack([_cells(rng), _cells(rng, sigma=5.0)]), imagej=True,
+                     metadata={"axes": "CYX"})
+    return p
+
+
+@pytest.mark.parametrize("cut", ["line", "torn"])
+def test_resume_redoes_a_file_whose_rows_were_cut_short(folder, tmp_path, sharpness_model,
+                                                        cut) -> None:
+    """A kill inside the write of a multi-row file: that file (only) is assessed again."""
+    two = _two_channel(folder)
+    files = [*sorted(folder.glob("P1_A*.tif")), two]  # the 2-row file is written last
+    out = tmp_path / "o.csv"
+    batch.run_batch(files, out, model=sharpness_model, workers=0, progress=False, log=None)
+    full = batch.read_results(out)
+    assert len(full) == 6 and full[-1]["file_rows"] == 2
+    data = out.read_bytes()
+    last_line = data[data.rstrip(b"\n").rfind(b"\n") + 1:]
+    # cut exactly after the first of the file's two rows, or in the middle of its second
+    out.write_bytes(data[: -len(last_line)] if cut == "line" else data[: -len(last_line) // 2])
+    s = batch.run_batch(files, out, model=sharpness_model, workers=0, resume=True,
+                        progress=False, log=None)
+    assert s.files_skipped == 4 and s.files_done == 1
+    after = batch.read_results(out)
+    assert after[:4] == full[:4]  # complete files untouched
+    assert [r["file"] for r in after].count(str(two)) == 2
+    redone = sorted(after[4:], key=lambda r: r["channel_index"])
+    assert [r["attempts"] for r in redone] == [2, 2]  # the cut write was attempt 1
+
+    def same(r: dict) -> dict:
+        return {k: v for k, v in r.items() if k != "attempts"}
+
+    assert [same(r) for r in redone] == [same(r) for r in full[4:]]  # same numbers again
