@@ -39,7 +39,7 @@ from napari_focusqa.batch.schema import (
     OutputError,
     normalise_row,
 )
-from napari_focusqa.batch.sinks import read_results
+from napari_focusqa.batch.sinks import CsvSink, ParquetSink, read_results
 from napari_focusqa.batch.summary import BatchSummary
 from napari_focusqa.batch.worker import (
     assess_one,
@@ -48,6 +48,9 @@ from napari_focusqa.batch.worker import (
     worker_model,
     worker_stats,
 )
+
+#: the old private name, still used by napari_focusqa.acquire.qc (use sinks.CsvSink)
+_CsvSink = CsvSink
 
 __all__ = [
     "EXIT_SOME_FAILED",
@@ -61,7 +64,9 @@ __all__ = [
     "ZSTACK_COLUMNS",
     "BatchError",
     "BatchSummary",
+    "CsvSink",
     "OutputError",
+    "ParquetSink",
     "RunRecord",
     "assess_one",
     "error_kind",

@@ -77,8 +77,8 @@ class CsvSink:
         self,
         path: Path,
         columns: Sequence[str],
-        *,
         keep: list[str] | None = None,
+        *,
         append: bool = False,
         fsync_seconds: float = 1.0,
     ):
