@@ -100,11 +100,17 @@ def test_reader_folder_of_planes_is_a_stack(tmp_path):
         read_folder(folder)
 
 
-def test_reader_refuses_rgb(tmp_path):
+def test_reader_leaves_rgb_and_broken_tiffs_to_other_readers(tmp_path):
+    from napari_focusqa.io.napari_reader import read_layers
+
     p = tmp_path / "rgb.tif"
     tifffile.imwrite(p, np.zeros((32, 32, 3), np.uint8), photometric="rgb")
+    assert get_reader(str(p)) is None  # napari's own reader shows RGB pictures
     with pytest.raises(ImageError, match="RGB"):
-        get_reader(str(p))(str(p))
+        read_layers(str(p))
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"II*\0" + b"\0" * 60)
+    assert get_reader(str(broken)) is None
 
 
 def test_default_edge_width():

@@ -1,9 +1,16 @@
-"""napari reader: TIFF / OME-TIFF / ImageJ hyperstacks and folders of TIFFs.
+"""napari reader: TIFF / OME-TIFF / ImageJ hyperstacks, CZI / ND2 / LIF / OME-Zarr
+(with the ``[formats]`` extra) and folders of single-plane TIFFs.
 
-Every file opens as one image layer per channel, named after the channel (or the file
-and its stain), scaled in µm (z from the z-step, y/x from the pixel size). Layer
-metadata keeps the source under the ``"focusqa"`` key so the widgets know the stain,
-z-step and file. Built on :func:`napari_focusqa.io.read_image`.
+The reader claims only files it can read: a TIFF whose header it has checked (not RGB),
+a vendor file whose bioio plugin is installed, a folder of TIFFs or an ``.zarr`` folder.
+Anything else is left to napari's other readers. Pixels are read lazily (dask) where the
+library allows, so a large file opens at once and only the planes shown are decoded.
+
+Every series (scene / position) opens as one image layer per channel, named after the
+channel (or the file and its stain), prefixed by the series when there are several, and
+scaled in µm (z from the z-step, y/x from the pixel size). Layer metadata keeps the
+source under the ``"focusqa"`` key so the widgets know the stain, z-step, file and series.
+Built on :func:`napari_focusqa.io.read_series`.
 """
 
 from __future__ import annotations
@@ -17,7 +24,14 @@ import numpy as np
 
 from napari_focusqa.core.errors import ImageError
 from napari_focusqa.core.stains import stain_for_channel
-from napari_focusqa.io.reader import TIFF_SUFFIXES, ImageData, read_image
+from napari_focusqa.io.reader import (
+    SUPPORTED_SUFFIXES,
+    TIFF_SUFFIXES,
+    ImageData,
+    can_read,
+    read_image,
+    read_series,
+)
 
 LayerData = tuple[Any, dict[str, Any], str]
 PathLike = str | os.PathLike[str]
@@ -35,29 +49,30 @@ def _folder_tiffs(folder: Path) -> list[Path]:
                   and not p.name.startswith("."))
 
 
+def _claims(p: Path) -> bool:
+    if p.is_dir() and not p.name.lower().endswith(".zarr"):
+        return bool(_folder_tiffs(p))
+    return can_read(p)
+
+
 def get_reader(path: PathLike | Sequence[PathLike]) -> Callable[..., list[LayerData]] | None:
-    """npe2 reader hook: a reader function for TIFF paths / folders, else ``None``."""
+    """npe2 reader hook: a reader function when FocusQA can read every path, else ``None``."""
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if not paths:
+    if not paths or not all(_claims(Path(p)) for p in paths):
         return None
-    for p in map(Path, paths):
-        if p.is_dir():
-            if not _folder_tiffs(p):
-                return None
-        elif not _is_tiff(p):
-            return None
     return read_layers
 
 
 def read_layers(path: PathLike | Sequence[PathLike]) -> list[LayerData]:
-    """Layer data tuples for one or several TIFF files and/or folders of TIFFs."""
+    """Layer data tuples for files (every series, lazily) and/or folders of TIFFs."""
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers: list[LayerData] = []
     for p in map(Path, paths):
-        if p.is_dir():
+        if p.is_dir() and not p.name.lower().endswith(".zarr"):
             layers.extend(_folder_layers(p))
         else:
-            layers.extend(image_layers(read_image(p)))
+            for img in read_series(p, lazy=True):
+                layers.extend(image_layers(img))
     return layers
 
 
@@ -103,29 +118,36 @@ def _folder_layers(folder: Path) -> list[LayerData]:
     files = _folder_tiffs(folder)
     if not files:
         raise ImageError(f"{folder}: folder contains no TIFF files")
-    first = read_image(files[0])
+    first = read_series(files[0], lazy=True)[0]
     if first.data.shape[0] == 1 and first.data.shape[1] == 1:
         return image_layers(read_folder(folder))
     # a folder of stacks: every file on its own
     layers: list[LayerData] = []
     for f in files:
-        layers.extend(image_layers(read_image(f)))
+        for img in read_series(f, lazy=True):
+            layers.extend(image_layers(img))
     return layers
 
 
 def layer_name(img: ImageData, c: int) -> str:
-    """Channel name when known; else the file name plus channel index and stain."""
+    """Channel name when known; else the file name plus channel index and stain.
+
+    A series of a multi-series file is prefixed with its name (or ``S<index>``).
+    """
+    prefix = ""
+    if img.n_series > 1:
+        prefix = f"{img.series_name or f'S{img.series}'} "
     name = img.channel_names[c] if c < len(img.channel_names) else None
     if name:
-        return str(name)
-    stem = Path(img.path).name if img.path else "image"
-    for suf in sorted(TIFF_SUFFIXES, key=len, reverse=True):
+        return prefix + str(name)
+    stem = Path(img.path).name.rstrip("/") if img.path else "image"
+    for suf in sorted(SUPPORTED_SUFFIXES, key=len, reverse=True):
         if stem.lower().endswith(suf):
             stem = stem[: -len(suf)]
             break
     stain = img.stains[c]
     label = stem if img.n_channels == 1 else f"{stem} C{c}"
-    return label if stain == "generic" else f"{label} [{stain}]"
+    return prefix + (label if stain == "generic" else f"{label} [{stain}]")
 
 
 def image_layers(img: ImageData) -> list[LayerData]:
@@ -160,6 +182,12 @@ def image_layers(img: ImageData) -> list[LayerData]:
                 "original_axes": img.original_axes,
                 "time_points": t,
                 "info": img.metadata.get("info"),
+                "series": img.series,
+                "series_name": img.series_name,
+                "n_series": img.n_series,
+                "format": img.format,
+                **{k: img.metadata[k] for k in ("well", "plate_row", "plate_column")
+                   if img.metadata.get(k) is not None},
             }
         }
         if "files" in img.metadata:
