@@ -85,12 +85,10 @@ def _model_for(model: ModelRef | Literal["default"]) -> FocusModel | None:
 # --------------------------------------------------------------------------------------
 # files
 # --------------------------------------------------------------------------------------
-def _read(path: str | os.PathLike[str], series: int | None) -> Any:
+def _read(path: str | os.PathLike[str], series: int) -> Any:
     from napari_focusqa.io import read_image
 
-    if series is None:
-        return read_image(path)
-    return read_image(path, series=series)  # type: ignore[call-arg]
+    return read_image(path, series=series)
 
 
 def _n_series(img: Any) -> int:
@@ -105,7 +103,8 @@ def iter_images(
     ``series_index`` is None for files with a single series, so single-series results
     carry no ``series`` field.
     """
-    img = _read(path, series)
+    # one series in memory at a time; series 0 tells how many the file holds
+    img = _read(path, 0 if series is None else series)
     n = _n_series(img)
     if series is not None:
         if not 0 <= series < n:

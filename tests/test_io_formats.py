@@ -16,7 +16,7 @@ from napari_focusqa.core.errors import ImageError
 from napari_focusqa.core.zstack import assess_stack
 from napari_focusqa.io import read_image, read_series
 
-pytest.importorskip("bioio_czi", reason="the [formats] extra (bioio-czi) is not installed")
+pytest.importorskip("bioio_czi")  # the [formats] extra
 
 CELL_CZI = "czitools_CellDivision_T3_Z5_CH2_X240_Y170.czi"
 CELL_TIF = "czitools_celldivision_2ch_zstack.tif"
@@ -194,3 +194,19 @@ def test_czi_without_its_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "bioio", None)
     with pytest.raises(ImageError, match=r"needs bioio and bioio-czi"):
         read_image(require_shared(CELL_CZI))
+
+
+def test_pipeline_assesses_every_series(tmp_path: Path) -> None:
+    from napari_focusqa.pipeline import assess_file
+
+    p = tmp_path / "positions.ome.tif"
+    rng = np.random.default_rng(3)
+    with tifffile.TiffWriter(p, ome=True) as w:
+        for i in range(3):
+            w.write(rng.poisson(200 + 100 * i, (4, 2, 90, 90)).astype(np.uint16),
+                    metadata={"axes": "ZCYX", "Name": f"pos{i}", "PhysicalSizeZ": 0.5})
+    stacks = assess_file(p, None, mode="stack")
+    assert [s.source["series"] for s in stacks] == [0, 1, 2]
+    planes = assess_file(p, None, mode="planes")
+    assert len(planes) == 3 * 4 * 2
+    assert sorted({r.source["series"] for r in planes}) == [0, 1, 2]

@@ -11,7 +11,7 @@ import pytest
 import tifffile
 from conftest import require_shared
 
-pytest.importorskip("bioio_czi", reason="the [formats] extra (bioio-czi) is not installed")
+pytest.importorskip("bioio_czi")  # the [formats] extra
 
 from napari_focusqa.io.napari_reader import get_reader, read_layers  # noqa: E402
 
