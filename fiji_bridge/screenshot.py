@@ -15,7 +15,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from fiji_bridge.cli import install, run_macro
+from fiji_bridge.install import install
+from fiji_bridge.runner import run_macro
 
 
 def make_screenshots(

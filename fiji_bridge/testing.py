@@ -22,7 +22,7 @@ def _skip_or_fail(msg: str) -> None:
 
 def require_java() -> Path:
     """Path of ``ij.jar``; skip/fail when Java, ImageJ or scyjava is missing."""
-    from fiji_bridge.bridge import FijiError, find_ij_jar, java_executable
+    from fiji_bridge.jvm import FijiError, find_ij_jar, java_executable
 
     if java_executable() is None:
         _skip_or_fail("Java runtime not found (apt-get install default-jre)")

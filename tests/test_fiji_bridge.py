@@ -262,25 +262,25 @@ def test_results_table_without_model_has_empty_model_cells(ij):
 # --------------------------------------------------------------------------------------
 def test_pyimagej_init_is_called_with_fiji_dir_and_mode(tmp_path, monkeypatch):
     """Only the call into pyimagej is faked: no Fiji.app can be downloaded here."""
-    from fiji_bridge import bridge
+    from fiji_bridge import jvm
 
     calls = []
     fake = types.ModuleType("imagej")
     fake.init = lambda *a, **kw: calls.append((a, kw)) or "gateway"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "imagej", fake)
     (tmp_path / "jars").mkdir()
-    d = bridge._check_fiji_dir(tmp_path)
-    assert bridge._init_pyimagej(d, "interactive") == "gateway"
+    d = jvm._check_fiji_dir(tmp_path)
+    assert jvm._init_pyimagej(d, "interactive") == "gateway"
     assert calls == [((str(d),), {"mode": "interactive"})]
 
 
 def test_fiji_dir_and_mode_errors(tmp_path):
-    from fiji_bridge import bridge
+    from fiji_bridge import bridge, jvm
 
     with pytest.raises(FocusQAError, match="fiji_dir"):
-        bridge._check_fiji_dir(tmp_path / "missing")
+        jvm._check_fiji_dir(tmp_path / "missing")
     with pytest.raises(FocusQAError, match="fiji_dir"):
-        bridge._check_fiji_dir(tmp_path)  # no jars/
+        jvm._check_fiji_dir(tmp_path)  # no jars/
     with pytest.raises(FocusQAError, match="mode"):
         bridge.start(mode="window")
     with pytest.raises(FocusQAError, match="ij_jar"):
@@ -338,8 +338,10 @@ def test_hyperstack_overlay_uses_channel_slice_frame(ij, sharpness_model):
 def test_session_run_macro_and_to_python(ij):
     """IJ.runMacro in the headless session: pure computation macros work without a display."""
     assert str(ij.run_macro('return "" + (6 * 7);')) == "42"
+    from fiji_bridge.convert import to_python
+
     imp = ij.IJ.createImage("ramp", "16-bit ramp", 64, 8, 1)
-    d = ij.to_python(imp)
+    d = to_python(imp, ij)
     row = d.data[0, 0, 0, 0]
     assert row.dtype == np.uint16 and np.all(np.diff(row.astype(int)) >= 0) and row[-1] > row[0]
 

@@ -259,7 +259,7 @@ def test_macro_errors_reach_the_imagej_log(tmp_path, capsys):
 
 @pytest.mark.java
 def test_imagej_command_uses_xvfb_only_without_display(tmp_path):
-    from fiji_bridge.cli import imagej_command
+    from fiji_bridge.runner import imagej_command
 
     _java()
     m = tmp_path / "m.ijm"
