@@ -19,6 +19,7 @@ from fiji_bridge.tables import patch_results_table, results_table
 from napari_focusqa.core.assess import FocusResult
 from napari_focusqa.core.errors import ImageError
 from napari_focusqa.core.zstack import StackResult, assess_stack
+from napari_focusqa.pipeline import resolve_model
 
 
 # --------------------------------------------------------------------------------------
@@ -65,8 +66,10 @@ def assess_imageplus(
     ----------
     imp : ij.ImagePlus
         2D image, stack or hyperstack (8/16/32-bit).
-    model : model id, card path, FocusModel or None
-        ``None`` computes SF only (no patch rectangles).
+    model : model id, card path, FocusModel, ``"default"`` or None
+        Resolved by :func:`napari_focusqa.pipeline.resolve_model`; ``None`` (or
+        ``"none"``) computes SF only (no patch rectangles), ``"default"`` uses the
+        default installed model.
     frame : int
         Time frame (0-based) of a time series to assess.
     file : str, optional
@@ -82,6 +85,7 @@ def assess_imageplus(
     -------
     BridgeResult
     """
+    fm = None if model is None else resolve_model(None if model == "default" else model)
     data = from_imageplus(imp)
     nt = data.data.shape[0]
     if not 0 <= frame < nt:
@@ -89,7 +93,7 @@ def assess_imageplus(
     label = file if file is not None else (data.path or data.metadata.get("title"))
     st = stains if stains is not None else data.stains
     stack = assess_stack(
-        data.zcyx(frame), model, z_step_um=data.z_step_um, channel_names=data.channel_names,
+        data.zcyx(frame), fm, z_step_um=data.z_step_um, channel_names=data.channel_names,
         stains=st, channels=channels, metrics=metrics, source={"file": label},
     )
     if nt > 1:

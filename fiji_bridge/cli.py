@@ -3,6 +3,7 @@ data exchange the macros use (argument parsing only; the work is in
 :mod:`fiji_bridge.install`, :mod:`fiji_bridge.runner` and :mod:`fiji_bridge.exchange`).
 
 * ``focusqa fiji install FIJI_OR_IMAGEJ_DIR [--uninstall] [--python PY]``
+* ``focusqa fiji update-site OUT_DIR`` (the files a Fiji update site serves)
 * ``focusqa fiji run-macro MACRO.ijm [ARGS] [--expect PATH ...]``
 * ``focusqa fiji assess-for-macro IMAGE --out DIR`` (what the macros call)
 """
@@ -12,8 +13,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fiji_bridge.exchange import assess_for_macro, write_status
-from fiji_bridge.install import install, uninstall
+from fiji_bridge.exchange import assess_for_macro, check_protocol, write_status
+from fiji_bridge.install import CONFIG, install, uninstall, write_update_site
 from fiji_bridge.runner import ERROR_MARK, EXIT_FAILED, EXIT_OK, run_macro
 from napari_focusqa.core.errors import FocusQAError
 
@@ -32,7 +33,14 @@ def cmd_install(args: argparse.Namespace) -> int:
     for p in written:
         print(f"wrote {p}")
     print('Restart Fiji/ImageJ, then use Plugins > FocusQA > Assess Focus, or in a macro:\n'
-          '  run("Assess Focus", "model=fqa-levels");')
+          '  run("Assess Focus", "model=fqa-levels");\n'
+          f'Updating FocusQA in this Python keeps working; {CONFIG} holds the Python path.')
+    return EXIT_OK
+
+
+def cmd_update_site(args: argparse.Namespace) -> int:
+    for p in write_update_site(args.out_dir):
+        print(f"wrote {p}")
     return EXIT_OK
 
 
@@ -46,8 +54,11 @@ def cmd_run_macro(args: argparse.Namespace) -> int:
 
 def cmd_assess_for_macro(args: argparse.Namespace) -> int:
     try:
+        check_protocol(args.protocol)
+        stains = None if args.stains is None else [s.strip() for s in args.stains.split(",")]
         info = assess_for_macro(args.image, args.out, model=args.model, label=args.label,
-                                frame=args.frame, patches=not args.no_patches)
+                                frame=args.frame, mode=args.mode, stains=stains,
+                                patches=not args.no_patches)
     except FocusQAError as exc:
         msg = str(exc).replace("\t", " ").replace("\n", " ")
         write_status(args.out, f"error\t{msg}")
@@ -75,6 +86,10 @@ def register(subparsers: Any) -> None:
                    help="Python the macros call (default: this one, %(default)s)")
     i.set_defaults(func=cmd_install)
 
+    u = fsub.add_parser("update-site", help="write the macros as a Fiji update site's files")
+    u.add_argument("out_dir", metavar="OUT_DIR")
+    u.set_defaults(func=cmd_update_site)
+
     r = fsub.add_parser("run-macro", help="run an ImageJ macro headless (Xvfb if no display)")
     r.add_argument("macro", metavar="MACRO.ijm")
     r.add_argument("macro_args", nargs="?", default=None, metavar="ARGS",
@@ -92,6 +107,13 @@ def register(subparsers: Any) -> None:
     a.add_argument("--out", required=True, metavar="DIR")
     a.add_argument("--model", default="default", help="model id/card, 'default' or 'none'")
     a.add_argument("--label", default=None, help="value of the 'file' column")
-    a.add_argument("--frame", type=int, default=0, help="time frame (0-based)")
+    a.add_argument("--frame", type=int, default=None,
+                   help="time frame (0-based; default: all, so a time series needs it)")
+    a.add_argument("--mode", choices=("stack", "planes"), default="stack",
+                   help="z-stack (best slice, curves) or independent planes")
+    a.add_argument("--stains", default=None,
+                   help="stain per channel, comma-separated; auto = from the channel name")
+    a.add_argument("--protocol", type=int, default=None,
+                   help="exchange protocol the calling macro speaks (checked)")
     a.add_argument("--no-patches", action="store_true", help="skip the per-patch overlay files")
     a.set_defaults(func=cmd_assess_for_macro)

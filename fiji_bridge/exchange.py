@@ -13,14 +13,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fiji_bridge import MACRO_PROTOCOL
 from fiji_bridge.jvm import FijiError
 from fiji_bridge.overlay import legend_entries, patch_rois
 from fiji_bridge.tables import patch_records, record_columns
-from napari_focusqa.core.assess import PATCH_COLUMNS, RECORD_COLUMNS
-from napari_focusqa.core.model import load_model
-from napari_focusqa.core.zstack import assess_stack
-from napari_focusqa.io import read_image
+from napari_focusqa.core.assess import PATCH_COLUMNS, RECORD_COLUMNS, FocusResult
+from napari_focusqa.core.zstack import StackResult
 from napari_focusqa.io.writer import write_csv
+from napari_focusqa.pipeline import assess_file, resolve_model
 
 
 def _cell(v: Any) -> str:
@@ -37,14 +37,27 @@ def _write_tsv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> No
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _model(value: str | None) -> str | None:
-    from napari_focusqa.core.model import default_model_id
+def _planes(image: str, model: Any, mode: str, frame: int | None,
+            stains: list[str | None] | None) -> tuple[list[FocusResult], StackResult | None]:
+    """The plane results (z outer, channel inner) and, for a stack, its StackResult."""
+    if mode == "planes":
+        return assess_file(image, model, "planes", t=frame, stains=stains), None
+    stacks = assess_file(image, model, "stack", t=frame, stains=stains)
+    if len(stacks) != 1:
+        raise FijiError(f"--frame: {image} has {len(stacks)} time points or series; pick one")
+    return stacks[0].planes(), stacks[0]
 
-    if value in (None, "", "default"):
-        return default_model_id()
-    if value.lower() == "none":
-        return None
-    return value
+
+def check_protocol(protocol: int | None) -> None:
+    """Refuse macros that speak another exchange protocol (an old or newer install)."""
+    if protocol is not None and protocol != MACRO_PROTOCOL:
+        from napari_focusqa import __version__
+
+        raise FijiError(
+            f"--protocol: the FocusQA macros in ImageJ use exchange protocol {protocol}, "
+            f"this FocusQA {__version__} uses {MACRO_PROTOCOL}; update the macros (Fiji: "
+            "Help > Update..., or run `focusqa fiji install` for this ImageJ again)"
+        )
 
 
 def assess_for_macro(
@@ -53,26 +66,28 @@ def assess_for_macro(
     *,
     model: str | None = "default",
     label: str | None = None,
-    frame: int = 0,
+    frame: int | None = None,
+    mode: str = "stack",
+    stains: list[str | None] | None = None,
     patches: bool = True,
 ) -> dict[str, Any]:
-    """Assess ``image`` and write the exchange files into ``out`` (see module docs)."""
+    """Assess ``image`` through :mod:`napari_focusqa.pipeline` and write the exchange
+    files into ``out`` (see module docs).
+
+    ``model``: ``"default"``/``""`` (default installed model), ``"none"`` or an id/card;
+    ``mode``: ``"stack"`` (z-stack: best slice and curves per channel) or ``"planes"``
+    (a single plane or unrelated planes); ``stains``: one per channel, ``"auto"`` = from
+    the channel name.
+    """
     outdir = Path(out)
     if not outdir.is_dir():
         raise FijiError(f"--out: {outdir} is not a directory")
-    img = read_image(image)
-    nt = img.data.shape[0]
-    if not 0 <= frame < nt:
-        raise FijiError(f"--frame: index {frame} out of range (0..{nt - 1})")
-    mid = _model(model)
-    fm = load_model(mid) if mid else None
-    src = {"file": label or image}
-    res = assess_stack(img.zcyx(frame), fm, z_step_um=img.z_step_um,
-                       channel_names=img.channel_names, stains=img.stains, source=src)
-    ordered = res.planes()
-    if nt > 1:
-        for s in ordered:
-            s.source["t_index"] = frame
+    if mode not in ("stack", "planes"):
+        raise FijiError(f"--mode: expected 'stack' or 'planes', got {mode!r}")
+    fm = resolve_model(None if model in (None, "", "default") else model)
+    ordered, stack = _planes(image, fm, mode, frame, stains)
+    for s in ordered:
+        s.source["file"] = label or image
     records = [s.to_record() for s in ordered]
     cols = record_columns(records, RECORD_COLUMNS)
     _write_tsv(outdir / "results.tsv", records, cols)
@@ -86,13 +101,13 @@ def assess_for_macro(
                 k = s.num_classes
             ci = int(s.source.get("channel_index") or 0) + 1
             zi = int(s.source.get("z_index") or 0) + 1
+            ti = int(s.source.get("t_index") or 0) + 1
             for p in patch_rois(s):
                 overlay_rows.append({
-                    "c": ci, "z": zi, "t": frame + 1, "x": p["draw"][0], "y": p["draw"][1],
+                    "c": ci, "z": zi, "t": ti, "x": p["draw"][0], "y": p["draw"][1],
                     "w": p["draw"][2], "h": p["draw"][3], "level": p["level"],
-                    "certainty": p["certainty"],
-                    "color": p["hex"],
-                    "name": f"focusqa patch c{ci} z{zi} t{frame + 1} r{p['row']} c{p['col']} "
+                    "certainty": p["certainty"], "color": p["hex"],
+                    "name": f"focusqa patch c{ci} z{zi} t{ti} r{p['row']} c{p['col']} "
                             f"level {p['level']} certainty {p['certainty']:.3f}",
                 })
     _write_tsv(outdir / "patches.tsv", overlay_rows,
@@ -103,14 +118,21 @@ def assess_for_macro(
     legend = legend_entries(k) if overlay_rows else []
     _write_tsv(outdir / "legend.tsv", [{"level": e["level"], "color": e["hex"]} for e in legend],
                ["level", "color"])
+    best = _write_best_and_curves(outdir, stack)
+    return {"model": None if fm is None else fm.id, "planes": len(records),
+            "patches": len(overlay_rows), "best": best}
 
+
+def _write_best_and_curves(outdir: Path, stack: StackResult | None) -> list[dict[str, Any]]:
+    """``best.tsv`` (best slice per channel) and ``curves.tsv``/``.csv`` (SF vs z)."""
+    chans = [] if stack is None else stack.channels
     best = [{"channel_index": c.channel, "channel": c.name if c.name is not None else c.channel,
              "best_z_index": c.best_z_index, "best_z_um": c.best_z_um,
-             "best_z_index_model": c.best_z_index_model} for c in res.channels]
+             "best_z_index_model": c.best_z_index_model} for c in chans]
     _write_tsv(outdir / "best.tsv", best,
                ["channel_index", "channel", "best_z_index", "best_z_um", "best_z_index_model"])
     curves = []
-    for c in res.channels:
+    for c in chans:
         sf = c.sf
         span = float(sf.max() - sf.min()) or 1.0
         lv = c.expected_level
@@ -127,8 +149,7 @@ def assess_for_macro(
              "expected_level", "predicted_level"]
     _write_tsv(outdir / "curves.tsv", curves, ccols)
     write_csv(curves, outdir / "curves.csv", ccols)
-    return {"model": res.model_id, "planes": len(records), "patches": len(overlay_rows),
-            "best": best}
+    return best
 
 
 def write_status(out: str | os.PathLike[str], text: str) -> None:

@@ -124,6 +124,29 @@ def _t_indices(path: str | os.PathLike[str], n_t: int, t: int | None) -> list[in
     return [int(t)]
 
 
+def _stains_of(path: str | os.PathLike[str], img: Any,
+               stains: Sequence[str | None] | None) -> list[str]:
+    """Stain per channel: from the channel names, unless ``stains`` names one
+    (``None``/``""``/``"auto"`` keep the channel-name rule for that channel)."""
+    from napari_focusqa.core.stains import STAIN_CLASSES
+
+    auto = list(img.stains)
+    if stains is None:
+        return auto
+    if len(stains) != len(auto):
+        raise ImageError(f"{path}: stains: expected {len(auto)} (one per channel), got {len(stains)}")
+    out = []
+    for a, s in zip(auto, stains):
+        if s in (None, "", "auto"):
+            out.append(a)
+        elif s in STAIN_CLASSES:
+            out.append(str(s))
+        else:
+            raise FocusQAError(f"stains: unknown stain {s!r} (expected auto or one of "
+                               f"{', '.join(STAIN_CLASSES)})")
+    return out
+
+
 def iter_planes(
     path: str | os.PathLike[str],
     model: ModelRef | Literal["default"] = "default",
@@ -131,6 +154,7 @@ def iter_planes(
     t: int | None = None,
     series: int | None = None,
     metrics: Sequence[str] = ("sf",),
+    stains: Sequence[str | None] | None = None,
 ) -> Iterator[tuple[np.ndarray, FocusResult]]:
     """Assess every 2D plane (all series, T, Z, C) of one file.
 
@@ -138,11 +162,14 @@ def iter_planes(
     stain, ``z_index``/``z_um`` and, when the file has them, ``t_index`` and ``series``.
     ``model``: ``"default"`` (the default installed model), None (no model: classic
     metrics only, as in the core), or anything else :func:`resolve_model` takes.
+    ``stains``: per-channel stain classes overriding the channel-name rule (see
+    :func:`assess_file`).
     """
     fm = _model_for(model)
+    wanted = stains
     for s, img in iter_images(path, series=series):
         t_n, z_n, c_n = img.data.shape[:3]
-        stains = img.stains
+        stains = _stains_of(path, img, wanted)
         for ti in _t_indices(path, t_n, t):
             for z in range(z_n):
                 for c in range(c_n):
@@ -174,9 +201,11 @@ def _stack_results(
     series: int | None,
     channel: int | None,
     metrics: Sequence[str],
+    stains: Sequence[str | None] | None = None,
 ) -> list[StackResult]:
     out = []
     for s, img in iter_images(path, series=series):
+        img_stains = _stains_of(path, img, stains)
         if img.n_slices < 2:
             raise ImageError(f"{path}: not a z-stack (1 slice); use `focusqa assess`")
         t_n = int(img.data.shape[0])
@@ -193,7 +222,7 @@ def _stack_results(
                         fm,
                         z_step_um=img.z_step_um,
                         channel_names=img.channel_names,
-                        stains=img.stains,
+                        stains=img_stains,
                         channels=None if channel is None else [channel],
                         metrics=metrics,
                         source=src,
@@ -214,6 +243,7 @@ def assess_file(
     series: int | None = ...,
     channel: int | None = ...,
     metrics: Sequence[str] = ...,
+    stains: Sequence[str | None] | None = ...,
 ) -> list[FocusResult]: ...
 
 
@@ -227,6 +257,7 @@ def assess_file(
     series: int | None = ...,
     channel: int | None = ...,
     metrics: Sequence[str] = ...,
+    stains: Sequence[str | None] | None = ...,
 ) -> list[StackResult]: ...
 
 
@@ -239,6 +270,7 @@ def assess_file(
     series: int | None = None,
     channel: int | None = None,
     metrics: Sequence[str] = ("sf",),
+    stains: Sequence[str | None] | None = None,
 ) -> list[FocusResult] | list[StackResult]:
     """Assess one image file.
 
@@ -251,6 +283,8 @@ def assess_file(
         :class:`StackResult` per series and time point (best slice per channel).
     t, series : restrict to one time point / series (default: all of them)
     channel : ``mode="stack"`` only: assess just this channel index
+    stains : one stain class per channel overriding the rule that derives it from the
+        channel name (``None``, ``""`` or ``"auto"`` keep that rule for a channel)
 
     Raises
     ------
@@ -261,10 +295,11 @@ def assess_file(
         if channel is not None:
             raise FocusQAError("channel: only supported with mode='stack'")
         return [res for _plane, res in iter_planes(path, model, t=t, series=series,
-                                                    metrics=metrics)]
+                                                    metrics=metrics, stains=stains)]
     if mode == "stack":
         fm = _model_for(model)
-        return _stack_results(path, fm, t=t, series=series, channel=channel, metrics=metrics)
+        return _stack_results(path, fm, t=t, series=series, channel=channel, metrics=metrics,
+                              stains=stains)
     raise FocusQAError(f"mode: expected 'planes' or 'stack', got {mode!r}")
 
 

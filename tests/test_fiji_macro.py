@@ -49,20 +49,39 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 # --------------------------------------------------------------------------------------
 # install / uninstall (no Java needed)
 # --------------------------------------------------------------------------------------
-def test_install_bakes_python_and_uninstall_removes(tmp_path, capsys):
+def test_install_is_an_update_site_plus_config(tmp_path, capsys):
+    """Macros are the update site's files (the same for every Python); only the config
+    names the Python, so updating FocusQA or the macros needs no reinstall of the other."""
+    from fiji_bridge.install import read_config
+
     ijdir = _installed(tmp_path)
     plug = ijdir / "plugins" / "FocusQA"
     files = sorted(p.name for p in plug.iterdir())
-    assert files == ["Assess_Focus.ijm", "Focus_Curves.ijm", "focusqa-install.json"]
+    assert files == ["Assess_Focus.ijm", "Focus_Curves.ijm", "focusqa-install.json", "focusqa.cfg"]
     assert sorted(p.name for p in (ijdir / "macros" / "FocusQA").iterdir()) == [
         "Assess_Focus.ijm", "Focus_Curves.ijm"]
+    assert read_config(ijdir) == {"python": os.path.abspath(sys.executable)}
     text = (plug / "Assess_Focus.ijm").read_text()
-    assert "@@" not in text
-    assert f'var FQ_PYTHON = "{os.path.abspath(sys.executable)}";' in text
-    assert "function fqLoadOverlay(" in text  # shared functions appended
-    manifest = json.loads((plug / "focusqa-install.json").read_text())
-    assert len(manifest["files"]) == 4
+    assert "@@" not in text and sys.executable not in text
+    assert "function fqLoadOverlay(" in text and "Dialog.create(title)" in text
     assert "run(\"Assess Focus\"" in capsys.readouterr().out
+    # the update site has byte-identical macros, and no config
+    site = tmp_path / "site"
+    assert main(["fiji", "update-site", str(site)]) == 0
+    site_files = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
+    assert site_files == ["macros/FocusQA/Assess_Focus.ijm", "macros/FocusQA/Focus_Curves.ijm",
+                          "plugins/FocusQA/Assess_Focus.ijm", "plugins/FocusQA/Focus_Curves.ijm"]
+    for rel in site_files:
+        assert (site / rel).read_bytes() == (ijdir / rel).read_bytes(), rel
+    # another Python: the same macros, another config
+    other = tmp_path / "ImageJ2"
+    (other / "plugins").mkdir(parents=True)
+    assert main(["fiji", "install", str(other), "--python", "/bin/sh"]) == 0
+    assert read_config(other) == {"python": "/bin/sh"}
+    for rel in site_files:
+        assert (other / rel).read_bytes() == (ijdir / rel).read_bytes(), rel
+    manifest = json.loads((plug / "focusqa-install.json").read_text())
+    assert len(manifest["files"]) == 5 and "plugins/FocusQA/focusqa.cfg" in manifest["files"]
     assert main(["fiji", "install", str(ijdir), "--uninstall"]) == 0
     assert not plug.exists() and not (ijdir / "macros" / "FocusQA").exists()
     assert (ijdir / "plugins").is_dir()  # the user's folder stays
@@ -120,6 +139,29 @@ def test_assess_for_macro_reports_errors_in_status(tmp_path, capsys):
     status = (out / "status.txt").read_text()
     assert status.startswith("error\t") and "missing.tif" in status
     assert "FocusQA error:" in capsys.readouterr().out
+
+
+def test_assess_for_macro_stain_override_and_protocol(tmp_path, capsys):
+    """Stains from the dialog reach the core; a macro of another protocol is refused."""
+    path = require_shared(DECONWOLF)
+    out = tmp_path / "x"
+    out.mkdir()
+    base = ["fiji", "assess-for-macro", str(path), "--out", str(out), "--model", "none"]
+    assert main([*base, "--stains", "auto"]) == 0
+    rows = (out / "results.tsv").read_text().splitlines()
+    col = rows[0].split("\t").index("stain")
+    assert {r.split("\t")[col] for r in rows[1:]} == {"nucleus"}  # from the DAPI name
+    assert main([*base, "--stains", "actin"]) == 0
+    rows = (out / "results.tsv").read_text().splitlines()
+    assert {r.split("\t")[col] for r in rows[1:]} == {"actin"}
+    capsys.readouterr()
+    assert main([*base, "--stains", "glitter"]) == 2
+    assert "stains: unknown stain 'glitter'" in capsys.readouterr().out
+    assert main([*base, "--stains", "actin,nucleus"]) == 2
+    assert "expected 1 (one per channel)" in capsys.readouterr().out
+    assert main([*base, "--protocol", "1"]) == 2
+    status = (out / "status.txt").read_text()
+    assert status.startswith("error\t--protocol") and "update the macros" in status
 
 
 # --------------------------------------------------------------------------------------

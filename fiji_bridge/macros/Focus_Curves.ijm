@@ -1,31 +1,54 @@
 // FocusQA "Focus Curves": spatial frequency (SF) vs z per channel of the current stack as an
 // ImageJ Plot, best-focus slice per channel marked with a vertical line (the same numbers as `focusqa zstack`).
 //
-// Options (run("Focus Curves", "...") or runMacro(path, "...")):
+// A dialog asks for the options (recorded by the macro Recorder); a macro can give them:
+// run("Focus Curves", "model=none save=[plot.png] csv=[curves.csv]").
 //   model=ID|CARD.json|none   also compute the model's expected level per slice (default none)
-//   open=[path]               open this image first
+//   stain_c1=auto|nucleus|... stain class of channel 1 (auto = from the channel name), ...
 //   save=[path.png]           save the plot as PNG
 //   csv=[path.csv]            save the curves table
 //   keep                      keep the temporary exchange folder
-// Installed by `focusqa fiji install`; the Python below is the one FocusQA runs in.
-var FQ_PYTHON = "@@FOCUSQA_PYTHON@@";
+//   open=[path]               (macro only) open this image first
+// The Python that FocusQA runs in comes from plugins/FocusQA/focusqa.cfg (`focusqa fiji
+// install`) or $FOCUSQA_PYTHON.
 var FQ_VERSION = "@@FOCUSQA_VERSION@@";
+var FQ_PROTOCOL = "@@FOCUSQA_PROTOCOL@@";
+var FQ_STAINS = "@@FOCUSQA_STAINS@@";
 var FQ_TMP = "";
 var FQ_KEEP = false;
 
-args = fqOptions();
-model = fqOpt(args, "model", "none");
-openPath = fqOpt(args, "open", "");
-savePath = fqOpt(args, "save", "");
-csvPath = fqOpt(args, "csv", "");
-keep = fqFlag(args, "keep");
-FQ_KEEP = keep;
-
+openPath = fqOpt(fqOptions(), "open", "");
 if (openPath != "") open(openPath);
 if (nImages == 0) fqFail("no image is open (open one, or pass open=[path])");
 if (bitDepth() == 24) fqFail("'" + getTitle() + "' is an RGB image; split its channels first");
 Stack.getDimensions(width, height, nc, nz, nt);
 if (nz < 2) fqFail("'" + getTitle() + "' is not a z-stack (1 slice)");
+// the dialog's fields: model, one stain per channel (Array.concat with a one-element
+// array returned by a function loses its text in ImageJ 1.53t, so append one by one)
+labels = newArray("Model"); kinds = newArray("string"); defs = newArray("none"); items = newArray("");
+for (c = 1; c <= nc; c++) {
+	labels = Array.concat(labels, "Stain_c" + c); kinds = Array.concat(kinds, "choice");
+	defs = Array.concat(defs, "auto"); items = Array.concat(items, FQ_STAINS);
+}
+labels = Array.concat(labels, newArray("Save", "Csv", "Keep"));
+kinds = Array.concat(kinds, newArray("file", "file", "check"));
+defs = Array.concat(defs, newArray("", "", "0"));
+items = Array.concat(items, newArray("", "", ""));
+msg = "FocusQA " + FQ_VERSION + ": SF vs z of '" + getTitle() + "'\nModel none = SF only; a model adds its expected level per slice.";
+v = fqDialog("Focus Curves", msg, labels, kinds, defs, items);
+model = v[0];
+if (model == "") model = "none";
+stains = "";
+for (c = 1; c <= nc; c++) {
+	if (c > 1) stains = stains + ",";
+	stains = stains + v[c];
+}
+savePath = v[nc + 1];
+csvPath = v[nc + 2];
+keep = (v[nc + 3] == "1");
+FQ_KEEP = keep;
+py = fqPython();
+
 Stack.getPosition(c0, z0, t0);
 id = getImageID();
 title = getTitle();
@@ -35,9 +58,10 @@ if (getInfo("image.filename") == "") label = title;
 tmp = fqTempDir();
 imgPath = tmp + "image.tif";
 fqExportImage(imgPath);
-cmd = FQ_PYTHON + " -m napari_focusqa fiji assess-for-macro " + imgPath + " --out " + tmp + " --model " + model + " --no-patches";
+cmd = py + " -m napari_focusqa fiji assess-for-macro " + imgPath + " --out " + tmp + " --model " + model + " --stains " + stains + " --no-patches";
 showStatus("FocusQA: focus curves of " + title + " ...");
-output = exec(FQ_PYTHON, "-m", "napari_focusqa", "fiji", "assess-for-macro", imgPath, "--out", tmp, "--model", model, "--label", label, "--frame", "" + (t0 - 1), "--no-patches");
+if (nt > 1) output = exec(py, "-m", "napari_focusqa", "fiji", "assess-for-macro", imgPath, "--out", tmp, "--model", model, "--label", label, "--stains", stains, "--protocol", FQ_PROTOCOL, "--no-patches", "--frame", "" + (t0 - 1));
+else output = exec(py, "-m", "napari_focusqa", "fiji", "assess-for-macro", imgPath, "--out", tmp, "--model", model, "--label", label, "--stains", stains, "--protocol", FQ_PROTOCOL, "--no-patches");
 modelUsed = fqCheckStatus(tmp, cmd, output);
 
 lines = fqLines(tmp + "curves.tsv");

@@ -1,4 +1,4 @@
-// ---- FocusQA shared macro functions (appended to each macro by `focusqa fiji install`) ----
+// ---- FocusQA shared macro functions (appended to each macro by `focusqa fiji update-site` / `install`) ----
 
 // The argument string: getArgument() for runMacro(), Macro options for run("...", "...").
 function fqOptions() {
@@ -30,6 +30,72 @@ function fqOpt(args, key, dflt) {
 function fqFlag(args, key) {
 	if (indexOf(" " + args + " ", " " + key + " ") >= 0) return true;
 	return false;
+}
+
+// The command's dialog; returns the values as strings (check boxes "1"/"0").
+// labels[i] is shown with '_' as a space; its lower-case form is the macro key
+// (so run("Assess Focus", "model=none results=[a.csv]") fills the same fields and the
+// Recorder writes such a call). kinds: string, file, number, check or choice (items
+// separated by '|'). Without a dialog (runMacro(path, "key=value ...") or a batch run
+// with no options) the same keys are read from the argument, with the same defaults.
+function fqDialog(title, message, labels, kinds, defs, items) {
+	args = getArgument();
+	opts = call("ij.Macro.getOptions");
+	noOpts = (opts == "null" || opts == "0" || String.trim(opts) == "");
+	v = newArray(labels.length);
+	if (args != "" || (noOpts && is("batch mode"))) {
+		for (i = 0; i < labels.length; i++) {
+			key = toLowerCase(labels[i]);
+			if (kinds[i] == "check") {
+				v[i] = defs[i];
+				if (fqFlag(args, key)) v[i] = "1";
+			} else v[i] = fqOpt(args, key, defs[i]);
+		}
+		return v;
+	}
+	Dialog.create(title);
+	if (message != "") Dialog.addMessage(message);
+	for (i = 0; i < labels.length; i++) {
+		if (kinds[i] == "string") Dialog.addString(labels[i], defs[i], 28);
+		else if (kinds[i] == "file") Dialog.addFile(labels[i], defs[i]);
+		else if (kinds[i] == "number") Dialog.addNumber(labels[i], parseFloat(defs[i]));
+		else if (kinds[i] == "check") {
+			on = false;
+			if (defs[i] == "1") on = true;
+			Dialog.addCheckbox(labels[i], on);
+		}
+		else {
+			choices = split(items[i], "|");  // (inline as an argument it breaks 1.53t's parser)
+			Dialog.addChoice(labels[i], choices, defs[i]);
+		}
+	}
+	Dialog.show();
+	for (i = 0; i < labels.length; i++) {
+		if (kinds[i] == "string" || kinds[i] == "file") v[i] = Dialog.getString();
+		else if (kinds[i] == "number") v[i] = "" + Dialog.getNumber();
+		else if (kinds[i] == "check") {
+			if (Dialog.getCheckbox()) v[i] = "1"; else v[i] = "0";
+		} else v[i] = Dialog.getChoice();
+	}
+	return v;
+}
+
+// The Python FocusQA runs in: $FOCUSQA_PYTHON, else python= in plugins/FocusQA/focusqa.cfg
+// (written by `focusqa fiji install`, so updating the macros or FocusQA keeps it).
+function fqPython() {
+	e = call("java.lang.System.getenv", "FOCUSQA_PYTHON");
+	if (e != "" && e != "0" && e != "null") return e;
+	cfg = getDirectory("plugins") + "FocusQA" + File.separator + "focusqa.cfg";
+	if (!File.exists(cfg)) {
+		fqFail("FocusQA is not configured: " + cfg + " is missing. In the Python environment "
+			+ "that has FocusQA, run: focusqa fiji install " + getDirectory("imagej"));
+	}
+	lines = split(File.openAsString(cfg), "\n");
+	for (i = 0; i < lines.length; i++) {
+		l = String.trim(lines[i]);
+		if (startsWith(l, "python=")) return String.trim(substring(l, 7));
+	}
+	fqFail("no python= line in " + cfg + " (run focusqa fiji install again)");
 }
 
 // Report an error in the Log (and, interactively, in a dialog) and stop the macro.
