@@ -15,7 +15,8 @@ import numpy as np
 
 from fiji_bridge.jvm import ImageJSession, jimport, session
 from napari_focusqa.core.errors import ImageError
-from napari_focusqa.io.reader import ImageData, _um
+from napari_focusqa.io.image_data import ImageData
+from napari_focusqa.io.metadata import to_um
 
 #: axes order of ImageJ hyperstacks as numpy sees them
 HYPERSTACK_AXES = "TZCYX"
@@ -150,11 +151,8 @@ def _plane_array(pixels: Any, bit_depth: int, h: int, w: int) -> np.ndarray:
 
 
 def _um_factor(unit: Any) -> float | None:
-    """µm per calibration unit, by the reader's unit rule; ``None`` for pixels/unknown."""
-    u = str(unit).strip()
-    if u.lower() in ("", "pixel", "pixels"):
-        return None
-    return _um(1.0, u)
+    """µm per calibration unit by the readers' rule (``None`` for pixels/unknown units)."""
+    return to_um(1.0, str(unit).replace("μ", "µ"))
 
 
 def from_imageplus(imp: Any) -> ImageData:

@@ -1,6 +1,6 @@
 """Test helpers: skip (locally) or fail (CI) when Java / ImageJ / a display is missing.
 
-``FOCUSQA_REQUIRE_JAVA=1`` (set by CI) turns every skip into a failure, so CI proves the
+``FOCUSQA_REQUIRE_JAVA=1`` or ``FOCUSQA_REQUIRE_ALL=1`` (set by CI) turns every skip into a failure, so CI proves the
 Fiji bridge against a real ImageJ instead of silently skipping it.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 def _skip_or_fail(msg: str) -> None:
     import pytest
 
-    if os.environ.get("FOCUSQA_REQUIRE_JAVA") == "1":
-        pytest.fail(msg + " but FOCUSQA_REQUIRE_JAVA=1")
+    if "1" in (os.environ.get("FOCUSQA_REQUIRE_JAVA"), os.environ.get("FOCUSQA_REQUIRE_ALL")):
+        pytest.fail(msg + " but FOCUSQA_REQUIRE_JAVA=1 (or FOCUSQA_REQUIRE_ALL=1)")
     pytest.skip(msg)
 
 
