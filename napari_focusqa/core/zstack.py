@@ -1,4 +1,16 @@
-"""Z-stacks: per channel, per slice SF and model summary; best-focus slice per channel."""
+"""Z-stacks: per channel, per slice SF and model summary; best-focus slice per channel.
+
+The best slice fuses SF with the model (docs/verdicts.md):
+
+* ``sf_score``: SF normalised to 0..1 over the stack, ``(SF - min) / (max - min)``;
+* ``model_score``: ``1 - expected_level / (K - 1)`` (1 = level 0), per plane;
+* planes whose verdict is ``no_structure`` score 0 in both (they cannot be in focus);
+* fused score = ``sf_score * model_score``; ``best_z_index`` is its peak (3-tap smoothed,
+  like the SF and model peaks), SF alone when there is no model.
+* ``best_z_confidence`` = peak prominence of the fused curve (1 - the best score found
+  more than 2 planes away / the peak score) times the SF/model agreement
+  ``1 / (1 + max(0, |best_z_index_sf - best_z_index_model| - 1))``.
+"""
 
 from __future__ import annotations
 
@@ -46,18 +58,74 @@ class ChannelCurve:
         return np.array([s.expected_level for s in self.slices], dtype=np.float64)
 
     @property
+    def verdicts(self) -> list[str | None]:
+        return [s.verdict for s in self.slices]
+
+    @property
+    def _has_structure(self) -> np.ndarray:
+        return np.array([v != "no_structure" for v in self.verdicts], dtype=bool)
+
+    @property
+    def sf_score(self) -> np.ndarray:
+        """SF normalised to 0..1 over the stack; 0 on ``no_structure`` planes."""
+        sf = np.nan_to_num(self.sf, nan=0.0)
+        lo, hi = float(sf.min(initial=0.0)), float(sf.max(initial=0.0))
+        out = (sf - lo) / (hi - lo) if hi > lo else np.ones_like(sf)
+        return np.where(self._has_structure, out, 0.0) if self._has_structure.any() else out
+
+    @property
+    def model_score(self) -> np.ndarray | None:
+        """``1 - expected_level / (K - 1)`` per plane (1 = level 0); 0 on ``no_structure``."""
+        lv = self.expected_level
+        k = self.slices[0].num_classes if self.slices else None
+        if lv is None or not k:
+            return None
+        score = 1.0 - np.nan_to_num(lv, nan=k - 1.0) / max(k - 1, 1)
+        return np.where(self._has_structure, np.clip(score, 0.0, 1.0), 0.0)
+
+    @property
+    def fused_score(self) -> np.ndarray:
+        """``sf_score * model_score`` (``sf_score`` alone without a model)."""
+        ms = self.model_score
+        return self.sf_score if ms is None else self.sf_score * ms
+
+    @property
     def best_z_index_sf(self) -> int:
         return _best_peak(self.sf)
 
     @property
     def best_z_index_model(self) -> int | None:
-        lv = self.expected_level
-        return None if lv is None else _best_peak(-lv)
+        """Peak of the model score (lowest expected level among planes with structure)."""
+        ms = self.model_score
+        return None if ms is None else _best_peak(ms)
 
     @property
     def best_z_index(self) -> int:
-        """Best-focus slice: the SF peak (the robust, model-free estimate)."""
-        return self.best_z_index_sf
+        """Best-focus slice: the peak of the fused SF x model score (SF alone without a
+        model or when every plane scores 0)."""
+        f = self.fused_score
+        if not np.any(f > 0):
+            return self.best_z_index_sf
+        return _best_peak(f)
+
+    @property
+    def best_z_disagreement(self) -> int | None:
+        """``|best_z_index_sf - best_z_index_model|`` in planes (None without a model)."""
+        bm = self.best_z_index_model
+        return None if bm is None else abs(self.best_z_index_sf - bm)
+
+    @property
+    def best_z_confidence(self) -> float:
+        """0..1: fused peak prominence times SF/model agreement (see module docs)."""
+        f = _smooth(self.fused_score)
+        if f.size == 0 or not np.any(f > 0):
+            return 0.0
+        b = int(np.argmax(f))
+        far = np.abs(np.arange(f.size) - b) > 2
+        prominence = 1.0 - (float(f[far].max()) / float(f[b]) if far.any() else 0.0)
+        d = self.best_z_disagreement
+        agreement = 1.0 if d is None else 1.0 / (1.0 + max(0, d - 1))
+        return float(np.clip(prominence, 0.0, 1.0) * agreement)
 
     @property
     def best_z_um(self) -> float | None:
@@ -81,7 +149,10 @@ class ChannelCurve:
             ],
             "best_z_index": self.best_z_index,
             "best_z_um": self.best_z_um,
+            "best_z_index_sf": self.best_z_index_sf,
             "best_z_index_model": self.best_z_index_model,
+            "best_z_confidence": round(self.best_z_confidence, 6),
+            "best_z_disagreement": self.best_z_disagreement,
         }
 
 
@@ -116,17 +187,23 @@ class StackResult:
         }
 
 
+def _smooth(values: np.ndarray) -> np.ndarray:
+    """3-tap (1/4, 1/2, 1/4) smoothing with edge padding (curves of < 3 planes as is)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size < 3:
+        return v
+    pad = np.pad(v, 1, mode="edge")
+    return 0.25 * pad[:-2] + 0.5 * pad[1:-1] + 0.25 * pad[2:]
+
+
 def _best_peak(values: np.ndarray) -> int:
     """Index of the maximum of a lightly smoothed curve (3-tap), ties -> first."""
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         raise ImageError("stack: no slices")
-    if v.size >= 3:
-        pad = np.pad(v, 1, mode="edge")
-        sm = 0.25 * pad[:-2] + 0.5 * pad[1:-1] + 0.25 * pad[2:]
-    else:
-        sm = v
-    return int(np.nanargmax(sm))
+    if np.all(np.isnan(v)):
+        return 0
+    return int(np.nanargmax(_smooth(v)))
 
 
 def as_zcyx(stack: Any, channel_axis: int | None = None) -> np.ndarray:
