@@ -109,3 +109,67 @@ def test_assess_image_rejects(bad: np.ndarray, match: str) -> None:
 def test_smaller_than_patch_is_clear_error(sharpness_model) -> None:
     with pytest.raises(ValueError, match="smaller than one 84x84 patch"):
         assess_image(np.ones((50, 200)), sharpness_model)
+
+
+def _stack_with_blank_planes() -> np.ndarray:
+    """The sample's actin channel with its first and last 4 planes replaced by black."""
+    zyx = make_sample_stack().zcyx()[:, 1].astype(np.uint16).copy()
+    zyx[:4] = 0
+    zyx[-4:] = 0
+    return zyx
+
+
+def test_fused_best_slice_skips_no_structure_planes(sharpness_model) -> None:
+    zyx = _stack_with_blank_planes()
+    c = assess_stack(zyx, sharpness_model).channels[0]
+    assert c.verdicts[:4] == ["no_structure"] * 4 and c.verdicts[-4:] == ["no_structure"] * 4
+    assert (c.model_score[:4] == 0).all() and (c.sf_score[-4:] == 0).all()
+    assert c.best_z_index == SAMPLE_FOCUS[1]
+    assert c.best_z_index_model == SAMPLE_FOCUS[1]
+    assert c.best_z_disagreement == 0
+    assert 0.0 < c.best_z_confidence <= 1.0
+    d = c.to_dict()
+    for key in ("best_z_index", "best_z_index_sf", "best_z_index_model", "best_z_confidence",
+                "best_z_disagreement", "verdict", "structured_fraction"):
+        assert key in d
+    assert d["verdict"][0] == "no_structure" and d["structured_fraction"][0] == 0.0
+
+
+def test_fused_best_is_sf_without_model_and_fusion_can_move_it(sharpness_model) -> None:
+    zyx = make_sample_stack().zcyx()[:, 1]
+    sf_only = assess_stack(zyx, None).channels[0]
+    assert sf_only.best_z_index == sf_only.best_z_index_sf
+    assert sf_only.best_z_index_model is None and sf_only.best_z_disagreement is None
+    # fused score = normalised SF x model score: its peak lies between the two peaks
+    c = assess_stack(zyx, sharpness_model).channels[0]
+    lo, hi = sorted((c.best_z_index_sf, c.best_z_index_model))
+    assert lo <= c.best_z_index <= hi
+    np.testing.assert_allclose(c.fused_score, c.sf_score * c.model_score)
+
+
+def test_stack_context_keeps_low_sf_planes_out_of_focus(sharpness_model) -> None:
+    """A plane with less than half the channel's best SF is never in_focus in a stack."""
+    from napari_focusqa.core.assess import MIN_STACK_SF_RATIO
+
+    c = assess_stack(make_sample_stack().zcyx()[:, 1], sharpness_model).channels[0]
+    ratios = [s.stack_sf_ratio for s in c.slices]
+    assert max(ratios) == pytest.approx(1.0)
+    for s in c.slices:
+        if s.stack_sf_ratio < MIN_STACK_SF_RATIO:
+            assert s.verdict != "in_focus"
+        assert s.to_record()["stack_sf_ratio"] == pytest.approx(s.stack_sf_ratio, abs=1e-6)
+    single = assess_image(make_sample_stack().zcyx()[0, 1], sharpness_model)
+    assert single.stack_sf_ratio is None and "stack_sf_ratio" not in single.to_record()
+
+
+def test_stack_sf_ratio_rule_overrides_an_in_focus_model_call() -> None:
+    from napari_focusqa.core.assess import MIN_STACK_SF_RATIO
+
+    probs = np.zeros((1, 2, 11))
+    probs[..., 0] = 1.0  # the model says level 0, certain
+    low = FocusResult(grid=None, probabilities=probs, in_focus_max_level=1,
+                      stack_sf_ratio=MIN_STACK_SF_RATIO - 0.01)
+    high = FocusResult(grid=None, probabilities=probs, in_focus_max_level=1,
+                       stack_sf_ratio=MIN_STACK_SF_RATIO)
+    assert low.verdict == "out_of_focus" and low.in_focus is False
+    assert high.verdict == "in_focus" and high.in_focus is True

@@ -42,6 +42,10 @@ RECORD_COLUMNS = (
     "probabilities",
 )
 
+#: in a z-stack, a plane with less than this fraction of the channel's best SF is not in
+#: focus: the stack context that single-plane models lack on optically sectioned stacks
+MIN_STACK_SF_RATIO = 0.5
+
 #: the three plane verdicts (``verdict`` is None for a metrics-only result with structure)
 VERDICTS = ("in_focus", "out_of_focus", "no_structure")
 
@@ -104,6 +108,8 @@ class FocusResult:
     metrics: dict[str, float] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     empty: np.ndarray | None = None
+    #: this plane's SF over the highest SF of its z-stack channel (set by ChannelCurve)
+    stack_sf_ratio: float | None = None
 
     probability: np.ndarray | None = field(init=False, repr=False)
     patch_certainty: np.ndarray | None = field(init=False, repr=False)
@@ -182,7 +188,9 @@ class FocusResult:
         ``no_structure`` whenever the structured fraction is below
         :data:`~napari_focusqa.core.structure.MIN_STRUCTURED_FRACTION`, with or without a
         model. Otherwise the model decides (level <= ``in_focus_max_level``); a
-        metrics-only result with structure has no verdict (None).
+        metrics-only result with structure has no verdict (None). In a z-stack, a plane
+        whose SF is below :data:`MIN_STACK_SF_RATIO` of the channel's best plane is
+        ``out_of_focus`` whatever the model says (stack context, docs/verdicts.md).
         """
         frac = self.structured_fraction
         if frac is not None and is_no_structure(frac):
@@ -190,7 +198,12 @@ class FocusResult:
         lvl = self.predicted_level
         if lvl is None:
             return None
-        return "in_focus" if lvl <= self.in_focus_max_level else "out_of_focus"
+        if lvl > self.in_focus_max_level:
+            return "out_of_focus"
+        ratio = self.stack_sf_ratio
+        if ratio is not None and ratio < MIN_STACK_SF_RATIO:
+            return "out_of_focus"
+        return "in_focus"
 
     @property
     def in_focus(self) -> bool | None:
@@ -225,6 +238,8 @@ class FocusResult:
         for k, v in self.metrics.items():
             if k != "sf":
                 rec[k] = _round(v)
+        if self.stack_sf_ratio is not None:
+            rec["stack_sf_ratio"] = _round(self.stack_sf_ratio)
         for k, v in self.source.items():
             rec.setdefault(k, v)
         return rec

@@ -37,6 +37,14 @@ class ChannelCurve:
     slices: list[FocusResult]
     z_step_um: float | None = None
 
+    def __post_init__(self) -> None:
+        # stack context for the plane verdicts: each plane's SF over the channel's best
+        sf = self.sf
+        top = float(np.nanmax(sf)) if sf.size and not np.all(np.isnan(sf)) else 0.0
+        if top > 0:
+            for s, v in zip(self.slices, sf):
+                s.stack_sf_ratio = None if np.isnan(v) else float(v / top)
+
     @property
     def n_slices(self) -> int:
         return len(self.slices)

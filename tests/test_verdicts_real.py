@@ -1,0 +1,115 @@
+"""CI guard: the shipped model's verdicts and best slices on real data (issue 10).
+
+Truth is the focus documented in ../shared/data/README.md, never our own metric. Far from
+focus = >= 3 depths of field where the optics are documented or assumed (DoF = lambda n /
+NA^2), else >= 4 um (benchmarks/bench_real.py prints the full table).
+
+Asserted here is what the shipped models meet; the misses are reported in the README
+(bench_real table), not hidden: see test docstrings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_focusqa.core.assess import assess_image
+from napari_focusqa.core.model import default_model_id
+from napari_focusqa.core.zstack import ChannelCurve, assess_stack
+from tests.conftest import require_shared
+
+MODEL = default_model_id()
+pytestmark = pytest.mark.skipif(MODEL is None, reason="no shipped levels model installed")
+
+
+def _curve(name: str, model: str | None = MODEL) -> tuple[ChannelCurve, float | None]:
+    from napari_focusqa.io.reader import read_image
+
+    img = read_image(str(require_shared(name)))
+    res = assess_stack(np.asarray(img.zcyx(0)), model, z_step_um=img.z_step_um)
+    return res.channels[0], img.z_step_um
+
+
+# file, documented focus, far distance (um)
+SECTIONED = [
+    ("neubias_golgi_bfa_zstack.tif", 18, 4.0),  # NA undocumented -> 4 um
+    ("bian_grid_confocal_1au_zstack.tif", 11, 3 * 0.52 * 1.518 / 1.4**2),  # NA 1.4 assumed
+]
+
+
+@pytest.mark.parametrize(("name", "focus", "far_um"), SECTIONED)
+def test_no_far_plane_of_a_confocal_stack_is_in_focus(name: str, focus: int, far_um: float) -> None:
+    curve, dz = _curve(name)
+    assert dz is not None
+    far = [z for z in range(curve.n_slices) if abs(z - focus) * dz >= far_um - 1e-9]
+    assert far, "the stack must have far planes for this guard to mean anything"
+    called = {z: curve.slices[z].verdict for z in far}
+    assert "in_focus" not in called.values(), called
+
+
+# file, documented focus (README): fused best slice within +-1 plane
+DOCUMENTED = [
+    ("deconwolf_dapi_widefield_zstack.tif", 19),
+    ("dfnn_lightsheet_mito_defocus_zstack.tif", 19),
+    ("neubias_golgi_bfa_zstack.tif", 18),
+    ("bian_grid_confocal_1au_zstack.tif", 11),
+]
+
+
+@pytest.mark.parametrize(("name", "focus"), DOCUMENTED)
+def test_fused_best_slice_within_one_plane_of_documented_focus(name: str, focus: int) -> None:
+    curve, _ = _curve(name)
+    assert abs(curve.best_z_index - focus) <= 1
+    # never worse than SF alone by more than one plane
+    assert abs(curve.best_z_index - focus) <= abs(curve.best_z_index_sf - focus) + 1
+    d = curve.to_dict()
+    assert d["best_z_index"] == curve.best_z_index
+    assert 0.0 <= d["best_z_confidence"] <= 1.0
+    assert d["best_z_disagreement"] == abs(d["best_z_index_sf"] - d["best_z_index_model"])
+
+
+def test_bead_smaller_than_a_patch_best_slice_without_model() -> None:
+    """flowdec's 64x64 bead is smaller than one model patch: SF only, documented z ~ 25."""
+    curve, _ = _curve("flowdec_bead_25pct_zstack.tif", model=None)
+    assert abs(curve.best_z_index - 25) <= 1
+
+
+def test_confocal_speckle_planes_are_no_structure_not_in_focus() -> None:
+    """The far planes of the Airyscan bead stack: sparse single photon events on zeros."""
+    curve, _ = _curve("bian_beads_airyscan_zstack.tif")
+    v = curve.verdicts
+    assert v[:6] == ["no_structure"] * 6 and v[-6:] == ["no_structure"] * 6
+    assert "in_focus" not in v
+
+
+def test_constant_and_noise_frames_are_never_in_focus() -> None:
+    rng = np.random.default_rng(10)
+    frames = [
+        np.zeros((520, 696), np.uint16),
+        np.full((300, 300), 1234, np.uint16),
+        rng.poisson(2.0, (520, 696)).astype(np.uint16),
+        (rng.poisson(300.0, (512, 512)) + 100).astype(np.uint16),
+        rng.normal(1000.0, 20.0, (400, 400)).astype(np.float32),
+        ((rng.random((512, 512)) < 0.4) * rng.exponential(200.0, (512, 512))).astype(np.uint16),
+    ]
+    for fr in frames:
+        r = assess_image(fr, MODEL)
+        assert r.verdict == "no_structure" and r.in_focus is False
+
+
+def test_held_out_and_unseen_in_focus_fields_stay_in_focus() -> None:
+    """BBBC006 fields held out of training and the HeLa channels (a test-split image).
+
+    Known miss, not asserted (README): BPAE nuclei (a training image) is called
+    out_of_focus by the shipped fqa-levels (expected level ~2.3).
+    """
+    import tifffile
+
+    from napari_focusqa.training.data import REAL_SOURCES
+
+    spec = next(s for s in REAL_SOURCES if s.get("fields"))
+    bbbc = tifffile.imread(require_shared(spec["file"]))
+    hela = tifffile.imread(require_shared("imagej_hela_3ch_infocus.tif"))
+    fields = [bbbc[i] for i in spec["test_fields"]] + list(hela)
+    verdicts = [assess_image(f, MODEL).verdict for f in fields]
+    assert verdicts == ["in_focus"] * len(fields)
