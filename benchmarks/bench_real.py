@@ -143,6 +143,10 @@ def stack_rows(spec: StackSpec, path: Path, model: Any) -> list[dict[str, Any]]:
             lv = c.expected_level
             dist = np.abs(np.arange(nz) - f)
             row["spearman"] = None if lv is None else spearman(lv, dist)
+            if lv is not None:  # no_structure planes ranked as the most defocused level
+                k = (c.slices[0].num_classes or 11) - 1
+                lv_ns = np.where([v == "no_structure" for v in c.verdicts], k, lv)
+                row["spearman_ns"] = spearman(lv_ns, dist)
             if dz is not None:
                 far = dist * dz >= spec.far_um() - 1e-9
                 row["far_n"] = int(far.sum())
@@ -274,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         if spec.note:
             notes.append(f"{spec.file}: {spec.note}; far >= {spec.far_um():.2f} um")
     hdr = (f"{'stack':<34}{'ch':>3}{'nz':>4}{'focus':>6}{'SF':>4}{'mod':>5}{'fus':>5}"
-           f"{'errSF':>6}{'errM':>5}{'errF':>5}{'conf':>6}{'rho':>7}{'far in-focus':>14}"
+           f"{'errSF':>6}{'errM':>5}{'errF':>5}{'conf':>6}{'rho':>7}{'rho*':>7}{'far in-focus':>14}"
            f"{'no_str':>8}{'in_f':>6}")
     print(hdr)
     print("-" * len(hdr))
@@ -283,8 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['stack'][:33]:<34}{r['ch']:>3}{r['nz']:>4}{_fmt(r['focus']):>6}"
               f"{r['best_sf']:>4}{_fmt(r['best_model']):>5}{r['best_fused']:>5}"
               f"{_fmt(r.get('err_sf')):>6}{_fmt(r.get('err_model')):>5}{_fmt(r.get('err_fused')):>5}"
-              f"{r['confidence']:>6.2f}{_fmt(r.get('spearman')):>7}{far:>14}"
+              f"{r['confidence']:>6.2f}{_fmt(r.get('spearman')):>7}{_fmt(r.get('spearman_ns')):>7}{far:>14}"
               f"{r['no_structure']:>8.2f}{r['in_focus']:>6.2f}")
+    print("  rho = Spearman(expected level, |z - focus|); rho* the same with no_structure "
+          "planes ranked as the most defocused level")
     for n in notes:
         print("  note:", n)
 

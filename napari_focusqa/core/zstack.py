@@ -7,8 +7,8 @@ The best slice fuses SF with the model (docs/verdicts.md):
 * planes whose verdict is ``no_structure`` score 0 in both (they cannot be in focus);
 * fused score = ``sf_score * model_score``; ``best_z_index`` is its peak (3-tap smoothed,
   like the SF and model peaks), SF alone when there is no model.
-* ``best_z_confidence`` = peak prominence of the fused curve (1 - the best score found
-  more than 2 planes away / the peak score) times the SF/model agreement
+* ``best_z_confidence`` = peak prominence of the fused curve (1 - the highest other local
+  maximum more than 2 planes away / the peak score) times the SF/model agreement
   ``1 / (1 + max(0, |best_z_index_sf - best_z_index_model| - 1))``.
 """
 
@@ -129,8 +129,10 @@ class ChannelCurve:
         if f.size == 0 or not np.any(f > 0):
             return 0.0
         b = int(np.argmax(f))
-        far = np.abs(np.arange(f.size) - b) > 2
-        prominence = 1.0 - (float(f[far].max()) / float(f[b]) if far.any() else 0.0)
+        pad = np.pad(f, 1, constant_values=-np.inf)
+        local_max = (f >= pad[:-2]) & (f >= pad[2:])
+        rivals = local_max & (np.abs(np.arange(f.size) - b) > 2)
+        prominence = 1.0 - (float(f[rivals].max()) / float(f[b]) if rivals.any() else 0.0)
         d = self.best_z_disagreement
         agreement = 1.0 if d is None else 1.0 / (1.0 + max(0, d - 1))
         return float(np.clip(prominence, 0.0, 1.0) * agreement)
