@@ -94,24 +94,26 @@ def render_overlay(
 
 
 def _summary_title(result: FocusResult) -> str:
+    """Two lines: which plane, then the verdict and the numbers behind it."""
     src = result.source
-    parts = [str(Path(src["file"]).name) if src.get("file") else "image"]
+    head = [str(Path(src["file"]).name) if src.get("file") else "image"]
     if src.get("channel") is not None:
-        parts.append(f"ch {src['channel']}")
+        head.append(f"ch {src['channel']}")
     if src.get("z_index") is not None:
-        parts.append(f"z {src['z_index']}")
+        head.append(f"z {src['z_index']}")
+    parts = []
+    if result.verdict is not None:
+        parts.append(result.verdict.replace("_", " "))
     if result.predicted_level is not None:
         parts.append(
             f"level {result.predicted_level} (exp {result.expected_level:.2f}), "
             f"certainty {result.mean_certainty:.2f}/{result.aggregate_certainty:.2f}"
         )
-    if result.verdict is not None:
-        parts.append(result.verdict.replace("_", " "))
     if result.structured_fraction is not None:
         parts.append(f"structure {100 * result.structured_fraction:.0f} %")
     if result.sf is not None:
         parts.append(f"SF {result.sf:.1f}")
-    return " · ".join(parts)
+    return " · ".join(head) + ("\n" + " · ".join(parts) if parts else "")
 
 
 def plot_focus_curves(
