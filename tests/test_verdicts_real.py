@@ -113,3 +113,16 @@ def test_held_out_and_unseen_in_focus_fields_stay_in_focus() -> None:
     fields = [bbbc[i] for i in spec["test_fields"]] + list(hela)
     verdicts = [assess_image(f, MODEL).verdict for f in fields]
     assert verdicts == ["in_focus"] * len(fields)
+
+
+def test_vendor_czi_empty_well_is_no_structure() -> None:
+    """czitools_WellD6_S1.czi, one scene of a plate: vignetted camera noise, no cells."""
+    pytest.importorskip("bioio_czi")  # the [formats] extra
+    from napari_focusqa.io.reader import read_image
+
+    img = read_image(str(require_shared("czitools_WellD6_S1.czi")))
+    r = assess_image(np.asarray(img.data)[0, 0, 0], MODEL)
+    assert r.verdict == "no_structure" and r.structured_fraction == 0.0
+    cells = read_image(str(require_shared("czitools_DAPI_GFP.czi")))
+    for c in range(cells.n_channels):  # DAPI and GFP cells: structure
+        assert assess_image(np.asarray(cells.data)[0, 0, c], MODEL).structured_fraction > 0.2
