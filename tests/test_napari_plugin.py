@@ -21,7 +21,7 @@ from napari_focusqa.core.zstack import assess_stack
 from napari_focusqa.io import read_image
 from napari_focusqa.io.napari_reader import get_reader, read_folder
 from napari_focusqa.io.napari_writer import patch_records, write_patches
-from napari_focusqa.widgets.overlay import build_overlay, default_edge_width, rectangles
+from napari_focusqa.widgets.overlay import build_overlay, default_edge_width, patch_centres
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def test_manifest_valid_and_symlinked():
     assert [s.key for s in contrib.sample_data] == ["multistain_zstack"]
     assert contrib.readers[0].accepts_directories
     assert "*.tif" in contrib.readers[0].filename_patterns
-    assert contrib.writers[0].layer_types == ["shapes"]
+    assert contrib.writers[0].layer_types == ["points"]  # the patch-border layer
     # every command resolves to a real Python object
     for cmd in contrib.commands:
         assert callable(cmd.exec) or cmd.python_name
@@ -120,19 +120,16 @@ def test_default_edge_width():
     assert default_edge_width(84, (40000, 40000)) == 14.0  # capped at 1/6 patch
 
 
-def test_rectangles_geometry():
+def test_patch_centres_geometry():
     grid = make_grid((170, 240), 84)
-    r = rectangles(grid.boxes(), [0, 3], inset=1.5, leading=(2,))
-    assert r.shape == (2 * 9, 4, 4)
-    assert np.all(r[:, :, 0] == 2) and set(r[:, 0, 1]) == {0.0, 3.0}
-    # first box: pixels 0..83 -> edges -0.5..83.5, inset by 1.5
-    np.testing.assert_allclose(r[0, :, 2:], [[1, 1], [1, 82], [82, 82], [82, 1]])
-    # last box is aligned to the bottom-right edge of the image
-    np.testing.assert_allclose(r[8, 2, 2:], [170 - 0.5 - 1.5, 240 - 0.5 - 1.5])
-    flat = rectangles(grid.boxes())
-    assert flat.shape == (9, 4, 2)
+    c = patch_centres(grid.boxes())
+    assert c.shape == (9, 2)
+    # first box: pixels 0..83 cover -0.5..83.5 in napari data coordinates -> centre 41.5
+    np.testing.assert_allclose(c[0], [41.5, 41.5])
+    # last box is aligned to the bottom-right edge of the image: its square ends there
+    np.testing.assert_allclose(c[8] + 42, [170 - 0.5, 240 - 0.5])
     with pytest.raises(FocusQAError, match="boxes"):
-        rectangles(np.array([[5, 5, 5, 9]]))
+        patch_centres(np.array([[5, 5, 5, 9]]))
 
 
 def test_build_overlay_matches_core(sharpness_model):
@@ -142,23 +139,30 @@ def test_build_overlay_matches_core(sharpness_model):
     ov = build_overlay(sr.channels[0])
     grid = sr.channels[0].slices[0].grid
     assert ov.patches_per_slice == grid.n_patches == 6
-    assert ov.data.shape == (10 * 6, 4, 3)
+    assert ov.coords.shape == (10 * 6, 3) and ov.n_slices == 10
+    np.testing.assert_array_equal(ov.coords[:, 0], np.repeat(np.arange(10), 6))
+    np.testing.assert_allclose(ov.coords[:6, 1:], patch_centres(grid.boxes()))
+    # squares fit inside their patch with their border: neighbours never overlap
+    assert ov.size + ov.border_width <= grid.patch_size
+    assert ov.nbytes < 200 * len(ov.coords)
     f = ov.features
     np.testing.assert_array_equal(f["z"], np.repeat(np.arange(10), 6))
     for z, res in enumerate(sr.channels[0].slices):
         rows = f[f["z"] == z]
         np.testing.assert_array_equal(rows["level"], res.patch_level.ravel())
-        np.testing.assert_allclose(rows["certainty"], res.patch_certainty.ravel())
-        np.testing.assert_allclose(rows["expected_level"], res.patch_expected_level.ravel())
+        np.testing.assert_allclose(rows["certainty"], res.patch_certainty.ravel(), rtol=1e-6)
+        np.testing.assert_allclose(rows["expected_level"], res.patch_expected_level.ravel(),
+                                   rtol=1e-6)
         np.testing.assert_allclose(rows[[f"p{k}" for k in range(11)]].to_numpy(),
-                                   res.probabilities.reshape(-1, 11))
-    np.testing.assert_allclose(ov.edge_color, level_colors(f["level"], f["certainty"], 11))
+                                   res.probabilities.reshape(-1, 11), rtol=1e-6)
+    np.testing.assert_allclose(ov.border_color, level_colors(f["level"], f["certainty"], 11),
+                               atol=1e-6)
     np.testing.assert_array_equal(f[["y0", "x0", "y1", "x1"]].to_numpy()[:6],
                                   grid.boxes().reshape(-1, 4))
     # a 2D overlay of one image
     one = assess_image(stack[5], sharpness_model)
     ov2 = build_overlay([one], two_d=True)
-    assert ov2.data.shape == (6, 4, 2)
+    assert ov2.coords.shape == (6, 2)
     with pytest.raises(FocusQAError, match="SF only"):
         build_overlay([assess_image(stack[5])])
 
@@ -169,14 +173,14 @@ def test_writer_patch_table(tmp_path, sharpness_model):
     ov = build_overlay(assess_stack(stack, sharpness_model).channels[0])
     meta = {"features": ov.features, "metadata": {"focusqa": {"image_layer": "dapi",
                                                               "model": "test-sharpness"}}}
-    (out,) = write_patches(str(tmp_path / "p.csv"), list(ov.data), meta)
+    (out,) = write_patches(str(tmp_path / "p.csv"), list(ov.coords), meta)
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 18 and rows[0]["image_layer"] == "dapi"
     np.testing.assert_array_equal([int(r["level"]) for r in rows], ov.features["level"])
-    (outj,) = write_patches(str(tmp_path / "p.json"), list(ov.data), meta)
+    (outj,) = write_patches(str(tmp_path / "p.json"), list(ov.coords), meta)
     doc = json.loads(Path(outj).read_text())
     assert doc["patches"][5]["certainty"] == pytest.approx(ov.features["certainty"][5])
     with pytest.raises(FocusQAError, match=r"\.csv or \.json"):
-        write_patches(str(tmp_path / "p.txt"), list(ov.data), meta)
+        write_patches(str(tmp_path / "p.txt"), list(ov.coords), meta)
     with pytest.raises(FocusQAError, match="not a FocusQA patch layer"):
         patch_records([], {"features": None})

@@ -28,6 +28,14 @@ CZI = "czitools_celldivision_2ch_zstack.tif"
 DAPI = "deconwolf_dapi_widefield_zstack.tif"
 
 
+@pytest.fixture(autouse=True)
+def _magicgui_cache(tmp_path, monkeypatch):
+    """Persisted widget settings go to a per-test folder, not the user's cache."""
+    import magicgui._util
+
+    monkeypatch.setattr(magicgui._util, "user_cache_dir", lambda: tmp_path / "mg_cache")
+
+
 def _widgets(viewer):
     """Open both dock widgets the way a user does (Plugins menu -> npe2 contribution)."""
     from napari_focusqa.widgets.assess import AssessWidget
@@ -36,13 +44,17 @@ def _widgets(viewer):
     _, aw = viewer.window.add_plugin_dock_widget("napari-focusqa", "Assess focus")
     _, cw = viewer.window.add_plugin_dock_widget("napari-focusqa", "Focus curves")
     assert isinstance(aw, AssessWidget) and isinstance(cw, CurvesWidget)
-    # napari gives each widget its own proxy of the viewer; both must share one store
-    assert aw.viewer.__wrapped__ is viewer and cw.store is aw.store
+    assert aw.viewer.__wrapped__ is viewer
     return aw, cw
 
 
+def click(qtbot, button):
+    """A real mouse click on a magicgui button."""
+    qtbot.mouseClick(button.native, Qt.MouseButton.LeftButton)
+
+
 def _click_assess(qtbot, aw, timeout=120_000):
-    qtbot.mouseClick(aw.assess_btn, Qt.MouseButton.LeftButton)
+    click(qtbot, aw.assess_btn)
     assert aw.running or aw.last_error is None
     qtbot.waitUntil(lambda: not aw.running, timeout=timeout)
     assert aw.last_error is None, aw.last_error
@@ -75,51 +87,63 @@ def test_assess_click_on_real_hyperstack(make_napari_viewer, qtbot, sharpness_mo
     viewer.open(str(path), plugin="napari-focusqa")
     aw, cw = _widgets(viewer)
     aw.set_model(sharpness_model)
-    assert aw.patch_label.text().startswith("84 px")
+    assert aw.patch_label.value.startswith("patch: 84 px")
     viewer.dims.set_point(0, 1.0)  # time point 1 of the TZYX layers
     _click_assess(qtbot, aw)
 
     img = read_image(path)
     core = assess_stack(img.data[1], sharpness_model, z_step_um=img.z_step_um)
     grid = make_grid((170, 240), 84)
-    shapes = [ly for ly in viewer.layers if ly.name.endswith(" patches")]
-    assert [ly.name for ly in shapes] == [f"{ly.name} patches" for ly in viewer.layers[:2]]
-    for c, sl in enumerate(shapes):
-        feats = sl.features
-        assert sl.nshapes == 5 * grid.n_patches
-        # every z-slice has one rectangle per patch, at that z (and at time point 1)
-        data = np.asarray(sl.data)
-        assert data.shape == (5 * grid.n_patches, 4, 4)
-        assert np.all(data[:, :, 0] == 1)
-        counts = np.bincount(data[:, 0, 1].astype(int))
-        assert counts.tolist() == [grid.n_patches] * 5
-        np.testing.assert_array_equal(feats["z"].to_numpy(), data[:, 0, 1])
+    overlays = [ly for ly in viewer.layers if ly.name.endswith(" patches")]
+    assert [ly.name for ly in overlays] == [f"{ly.name} patches" for ly in viewer.layers[:2]]
+    for c, pl in enumerate(overlays):
+        feats = pl.features
+        # one square per patch on every plane, at that z and at time point 1
+        data = np.asarray(pl.data)
+        assert data.shape == (5 * grid.n_patches, 4)
+        assert np.all(data[:, 0] == 1)
+        assert np.bincount(data[:, 1].astype(int)).tolist() == [grid.n_patches] * 5
+        np.testing.assert_array_equal(feats["z"].to_numpy(), data[:, 1])
+        centres = (grid.boxes().reshape(-1, 4)[:, :2] + grid.boxes().reshape(-1, 4)[:, 2:] - 1) / 2
+        np.testing.assert_allclose(data[: grid.n_patches, 2:], centres)
+        assert set(pl.symbol) == {pl.symbol[0]} and str(pl.symbol[0]) == "square"
+        assert np.all(pl.size == 84 - pl.border_width[0])
+        np.testing.assert_allclose(pl.face_color[:, 3], 0.0)  # transparent squares
         # colours: the shared map of (level, certainty)
         expect = level_colors(feats["level"].to_numpy(), feats["certainty"].to_numpy(), 11)
-        np.testing.assert_allclose(sl.edge_color, expect, atol=1e-6)
+        np.testing.assert_allclose(pl.border_color, expect, atol=1e-6)
         # the levels are the core's
         core_levels = np.stack([s.patch_level for s in core.channels[c].slices]).ravel()
         np.testing.assert_array_equal(feats["level"].to_numpy(), core_levels)
         probs = feats[[f"p{k}" for k in range(11)]].to_numpy()
-        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
-        assert sl.metadata["focusqa"]["best_z_index"] == core.channels[c].best_z_index
-    assert [e.curve.best_z_index for e in aw.results] == [c.best_z_index for c in core.channels]
-    assert aw.summary.rowCount() == 10
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+        assert pl.metadata["focusqa"]["best_z_index"] == core.channels[c].best_z_index
+        # the result is stored on the image layer itself
+        stored = viewer.layers[c].metadata["focusqa_result"]
+        assert stored["curve"]["best_z_index"] == core.channels[c].best_z_index
+        assert stored["overlay"] == pl.name and len(stored["records"]) == 5
+    assert [e.best_z_index for e in aw.results] == [c.best_z_index for c in core.channels]
+    assert aw.summary.native.rowCount() == 10
     for c, ch in enumerate(core.channels):
-        assert f"best z {ch.best_z_index}" in aw.status.text().splitlines()[c]
-    # File > Save Selected Layer with our writer: the patch table of a Shapes layer
+        assert f"best z {ch.best_z_index}" in aw.status.value.splitlines()[c]
+    # File > Save Selected Layer with our writer: the patch table of a patch layer
     import csv
 
-    viewer.layers.selection = {shapes[0]}
+    viewer.layers.selection = {overlays[0]}
     out = tmp_path / "patches.csv"
     viewer.layers.save(str(out), selected=True, plugin="napari-focusqa")
     rows = list(csv.DictReader(open(out)))
-    assert len(rows) == shapes[0].nshapes
-    assert [int(r["level"]) for r in rows] == shapes[0].features["level"].tolist()
+    assert len(rows) == len(overlays[0].data)
+    assert [int(r["level"]) for r in rows] == overlays[0].features["level"].tolist()
     assert {r["image_layer"] for r in rows} == {viewer.layers[0].name}
-    # go to best slice of channel 1: dims z (world axis 1) moves there
+    # go to best plane of channel 1: dims z (world axis 1) moves there
     b = aw.go_to_best(aw.results[1].layer_name)
     assert viewer.dims.current_step[1] == b == core.channels[1].best_z_index
+    # closing the widget keeps the results: they live on the layers
+    viewer.window.remove_dock_widget(aw)
+    from napari_focusqa.widgets._results import assessed_channels
+
+    assert [e.layer_name for e in assessed_channels(viewer)] == [ly.name for ly in viewer.layers[:2]]
 
 
 def test_curves_data_click_and_cursor(make_napari_viewer, qtbot, sharpness_model, tmp_path):
@@ -136,12 +160,13 @@ def test_curves_data_click_and_cursor(make_napari_viewer, qtbot, sharpness_model
     core = assess_stack(img.data[0], sharpness_model, z_step_um=0.3, stains=["nucleus"])
     ch = core.channels[0]
     rec = cw.plotted[layer.name]
-    np.testing.assert_allclose(rec["sf"], ch.sf, rtol=1e-12)
+    np.testing.assert_allclose(rec["sf"], ch.sf, rtol=1e-8)  # stored rounded to 1e-6
     line = cw.lines[(0, layer.name)]
     sf_n = (ch.sf - ch.sf.min()) / np.ptp(ch.sf)
-    np.testing.assert_allclose(line.get_ydata(), sf_n, rtol=1e-9)
+    np.testing.assert_allclose(line.get_ydata(), sf_n, atol=1e-6)
     np.testing.assert_allclose(line.get_xdata(), np.arange(40) * 0.3, atol=1e-9)
-    np.testing.assert_allclose(cw.lines[(1, layer.name)].get_ydata(), ch.expected_level)
+    np.testing.assert_allclose(cw.lines[(1, layer.name)].get_ydata(), ch.expected_level,
+                               rtol=1e-5)
     assert abs(ch.best_z_index - 19) <= 2  # documented focus of this stack
 
     # click on the plotted point of slice 30 -> the viewer moves to z = 30
@@ -166,10 +191,12 @@ def test_curves_data_click_and_cursor(make_napari_viewer, qtbot, sharpness_model
 
     rows = list(csv.DictReader(open(cw.export_csv(tmp_path / "c.csv"))))
     assert len(rows) == 40
-    np.testing.assert_allclose([float(r["sf"]) for r in rows], ch.sf, rtol=1e-9)
+    np.testing.assert_allclose([float(r["sf"]) for r in rows], ch.sf, rtol=1e-8)
     assert [r["best_sf"] for r in rows].index("True") == ch.best_z_index
     # box-plot mode: one box per stain with all planes
-    cw.mode.setCurrentIndex(1)
+    from napari_focusqa.widgets.curves import MODE_BOX
+
+    cw.form.mode.value = MODE_BOX
     assert list(cw.plotted) == ["nucleus"] and cw.plotted["nucleus"]["sf"].size == 40
 
 
@@ -183,7 +210,7 @@ def test_screenshot_after_assessment_is_not_blank(make_napari_viewer, qtbot, sha
     aw, cw = _widgets(viewer)
     aw.set_model(sharpness_model)
     _click_assess(qtbot, aw)
-    shapes = viewer.layers["Hoechst 33342 patches"]
+    shapes = viewer.layers["Hoechst 33342 patches"]  # a Points layer of squares
     assert shapes.visible and not viewer.layers["Phalloidin-488 patches"].visible
     viewer.dims.set_current_step(0, 0)  # most defocused slice: blue-ish borders
     viewer.reset_view()
@@ -205,7 +232,7 @@ def test_screenshot_after_assessment_is_not_blank(make_napari_viewer, qtbot, sha
     shapes.visible = False
     without = border_pixels(viewer.screenshot(canvas_only=False, flash=False)[..., :3].astype(int))
     assert with_borders > 2000, with_borders
-    assert with_borders > 3 * without + 1000, (with_borders, without)
+    assert with_borders > without + 2000, (with_borders, without)
     # strongly blue (defocused) pixels exist only with the borders on
     shapes.visible = True
     red = (rgb[..., 0] > 180) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)
@@ -219,14 +246,15 @@ def test_sample_data_sf_only_and_2d(make_napari_viewer, qtbot, sharpness_model):
     assert [ly.name for ly in layers] == ["Hoechst 33342", "Phalloidin-488"]
     aw, cw = _widgets(viewer)
     assert [aw.stain_of(ly) for ly in layers] == ["nucleus", "actin"]
-    layers[1].name = "actin 488"  # the channel table follows renames
-    assert aw.layers_table.item(1, 1).text() == "actin 488"
+    assert aw.selected_layers() == list(layers)  # every channel by default
+    layers[1].name = "actin 488"  # the layer chooser follows renames
+    assert "actin 488" in [aw.layers.native.item(i).text() for i in range(2)]
     layers[1].name = "Phalloidin-488"
-    # SF only: curves, no patch layers; best slices are the sample's designed foci
+    # SF only: curves, no patch layers; best planes are the sample's designed foci
     aw.set_model(None)
     _click_assess(qtbot, aw)
     assert not [ly for ly in viewer.layers if ly.name.endswith("patches")]
-    assert [e.curve.best_z_index for e in aw.results] == [10, 11]
+    assert [e.best_z_index for e in aw.results] == [10, 11]
     assert len(cw.axes) == 1 and cw.lines[(0, "Hoechst 33342")].get_xdata()[-1] == 10.0
     # one channel, stain overridden, 2D image added next to the stack
     plane = np.asarray(layers[0].data[10])
@@ -237,42 +265,41 @@ def test_sample_data_sf_only_and_2d(make_napari_viewer, qtbot, sharpness_model):
     aw.set_stain("plane", "tubulin")
     aw.set_model(sharpness_model)
     _click_assess(qtbot, aw)
-    (sl,) = [ly for ly in viewer.layers if ly.name == "plane patches"]
+    sl = viewer.layers["plane patches"]
     grid = make_grid(plane.shape, 84)
-    assert sl.ndim == 2 and sl.nshapes == grid.n_patches
-    assert aw.results[0].curve.stain == "tubulin"
+    assert sl.ndim == 2 and len(sl.data) == grid.n_patches
+    assert aw.results[0].stain == "tubulin"
     assert aw.results[0].z_axis is None
     pl = viewer.layers["plain patches"]
-    assert pl.ndim == 3 and pl.nshapes == 10 * grid.n_patches
-    assert aw.results[1].curve.z_step_um is None and aw.results[1].curve.stain == "generic"
+    assert pl.ndim == 3 and len(pl.data) == 10 * grid.n_patches
+    assert aw.results[1].z_step_um is None and aw.results[1].stain == "generic"
     core_plain = assess_stack(plain, sharpness_model)
-    assert aw.results[1].curve.best_z_index == core_plain.channels[0].best_z_index == 6
+    assert aw.results[1].best_z_index == core_plain.channels[0].best_z_index == 6
     viewer.layers.remove("plain")
-    # the curves keep every assessed channel; deleting a layer drops its results
+    # the curves show every assessed layer; deleting a layer drops its curve
     assert list(cw.plotted) == ["Hoechst 33342", "Phalloidin-488", "plane"]
     viewer.layers.remove("plane")
-    assert aw.results == [] and list(cw.plotted) == ["Hoechst 33342", "Phalloidin-488"]
+    assert list(cw.plotted) == ["Hoechst 33342", "Phalloidin-488"]
     core = assess_image(plane, sharpness_model)
     np.testing.assert_array_equal(sl.features["level"].to_numpy(), core.patch_level.ravel())
 
 
-def test_bad_input_and_cancel(make_napari_viewer, qtbot, sharpness_model):
+def test_bad_input_cancel_and_persisted_settings(make_napari_viewer, qtbot, sharpness_model):
     from napari_focusqa.core.model import default_model_id, list_models
-    from napari_focusqa.widgets.assess import SF_ONLY
+    from napari_focusqa.widgets.assess import SF_ONLY, AssessWidget
 
     viewer = make_napari_viewer()
     aw, _ = _widgets(viewer)
     # the model menu: installed levels models + "none (SF only)"; default model preselected
-    items = [aw.model_combo.itemText(i) for i in range(aw.model_combo.count())]
     levels = [c["id"] for c in list_models() if c.get("task") in ("levels", "levels-stain")]
-    assert items == levels + [SF_ONLY]
+    assert list(aw.form.model.choices) == levels + [SF_ONLY]
     assert aw.model_choice() == default_model_id()
     with pytest.raises(Exception, match="not an installed levels model"):
         aw.set_model("no-such-model")
-    qtbot.mouseClick(aw.assess_btn, Qt.MouseButton.LeftButton)
-    assert "No image layer" in aw.last_error and not aw.running
+    click(qtbot, aw.assess_btn)
+    assert "no image layer" in aw.last_error and not aw.running
     viewer.add_image(np.zeros((64, 64, 3), np.uint8), name="photo", rgb=True)
-    qtbot.mouseClick(aw.assess_btn, Qt.MouseButton.LeftButton)
+    click(qtbot, aw.assess_btn)
     assert "RGB" in aw.last_error and "'photo'" in aw.last_error
     with pytest.raises(Exception, match="stain"):
         aw.set_stain("photo", "glitter")
@@ -280,35 +307,40 @@ def test_bad_input_and_cancel(make_napari_viewer, qtbot, sharpness_model):
     # an image smaller than one patch: the core's error is shown, nothing is added
     viewer.add_image(np.ones((10, 50, 50), np.uint16), name="tiny")
     aw.set_model(sharpness_model)
-    qtbot.mouseClick(aw.assess_btn, Qt.MouseButton.LeftButton)
+    click(qtbot, aw.assess_btn)
     qtbot.waitUntil(lambda: not aw.running, timeout=30_000)
     assert "smaller than one 84x84 patch" in aw.last_error
     assert [ly.name for ly in viewer.layers] == ["tiny"]
     viewer.layers.clear()
-    # a 60-slice 1024² stack: the GUI thread keeps running (timer ticks, progress
+    # a 60-plane 1024² stack: the GUI thread keeps running (timer ticks, progress
     # updates arrive) while the worker computes; Cancel stops it with no results
     rng = np.random.default_rng(0)
     big = rng.integers(0, 4000, (60, 1024, 1024), dtype=np.uint16)
     viewer.add_image(big, name="big")
-    aw.set_model(sharpness_model)
     from qtpy.QtCore import QTimer
 
     ticks = []
     timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(aw.progress_bar.value()))
+    timer.timeout.connect(lambda: ticks.append(aw.progress_bar.value))
     timer.start(20)
-    qtbot.mouseClick(aw.assess_btn, Qt.MouseButton.LeftButton)
-    assert aw.running and aw.cancel_btn.isEnabled() and not aw.assess_btn.isEnabled()
-    qtbot.waitUntil(lambda: aw.progress_bar.value() >= 3, timeout=60_000)
+    click(qtbot, aw.assess_btn)
+    assert aw.running and aw.cancel_btn.enabled and not aw.assess_btn.enabled
+    qtbot.waitUntil(lambda: aw.progress_bar.value >= 3, timeout=60_000)
     timer.stop()
-    assert aw.running, "the 60-slice run finished before the responsiveness check"
-    assert len(ticks) >= 3 and aw.progress_bar.maximum() == 60
-    qtbot.mouseClick(aw.cancel_btn, Qt.MouseButton.LeftButton)
+    assert aw.running, "the 60-plane run finished before the responsiveness check"
+    assert len(ticks) >= 3 and aw.progress_bar.max == 60
+    click(qtbot, aw.cancel_btn)
     qtbot.waitUntil(lambda: not aw.running, timeout=60_000)
     assert aw.last_error == "Cancelled"
     assert [ly.name for ly in viewer.layers] == ["big"] and aw.results == []
-    assert aw.assess_btn.isEnabled() and not aw.cancel_btn.isEnabled()
-    assert aw.progress_bar.value() < 60
+    assert "focusqa_result" not in viewer.layers["big"].metadata
+    assert aw.assess_btn.enabled and not aw.cancel_btn.enabled
+    assert aw.progress_bar.value < 60
+    # settings persist: a new widget starts with the card and stain chosen here
+    aw.form.stain.value = "actin"
+    aw2 = AssessWidget(viewer)
+    assert aw2.model_choice() == str(sharpness_model) and aw2.form.stain.value == "actin"
+    aw2.close()
 
 
 def test_drop_several_files(make_napari_viewer, tmp_path):
@@ -335,28 +367,29 @@ def test_drop_several_files(make_napari_viewer, tmp_path):
     np.testing.assert_array_equal(np.asarray(fl.data), stack[15:21])
 
 
-def test_per_slice_borders_beyond_the_3d_limit(make_napari_viewer, qtbot, sharpness_model):
+def test_every_plane_has_its_overlay_and_hover_shows_features(make_napari_viewer, qtbot,
+                                                                 sharpness_model):
     path = require_shared(DAPI)
-    stack = read_image(path).data[0, 10:30, 0]
-    viewer = make_napari_viewer()
+    stack = read_image(path).data[0, :, 0]
+    viewer = make_napari_viewer(show=True)
     viewer.add_image(stack, name="dapi", scale=(0.3, 0.13, 0.13))
     aw, _ = _widgets(viewer)
     aw.set_model(sharpness_model)
-    aw.max_3d_rectangles = 50  # 20 slices x 6 patches = 120 rectangles -> per-slice mode
-    viewer.dims.set_current_step(0, 4)
     _click_assess(qtbot, aw)
     core = assess_stack(stack, sharpness_model).channels[0]
-    sl = viewer.layers["dapi patches"]
-    assert sl.ndim == 2 and sl.nshapes == 6 and sl.metadata["focusqa"]["per_slice"]
-
-    def check(z):
-        assert sl.nshapes == 6
-        assert sl.features["z"].tolist() == [z] * 6
-        np.testing.assert_array_equal(sl.features["level"], core.slices[z].patch_level.ravel())
-        np.testing.assert_allclose(
-            sl.edge_color, level_colors(sl.features["level"], sl.features["certainty"]), atol=1e-6
-        )
-
-    check(4)
-    viewer.dims.set_current_step(0, 15)
-    check(15)
+    pl = viewer.layers["dapi patches"]
+    npp = core.slices[0].grid.n_patches
+    for z in (0, 19, len(stack) - 1):
+        viewer.dims.set_current_step(0, z)
+        shown = pl._view_indices  # the squares napari draws on this plane
+        assert len(shown) == npp
+        np.testing.assert_array_equal(pl.features["z"].to_numpy()[shown], z)
+        np.testing.assert_array_equal(pl.features["level"].to_numpy()[shown],
+                                      core.slices[z].patch_level.ravel())
+    # hovering a square: the status bar names its level and certainty
+    i = int(pl._view_indices[0])
+    pos = tuple(np.asarray(pl.data[i]) * np.asarray(pl.scale))
+    status = pl.get_status(pos, world=True)
+    text = status["coordinates"] if isinstance(status, dict) else str(status)
+    assert f"level: {int(pl.features['level'][i])}" in text, text
+    assert "certainty" in text

@@ -1,4 +1,4 @@
-"""napari writer: a FocusQA patch-border Shapes layer as a CSV or JSON patch table.
+"""napari writer: a FocusQA patch-border Points layer as a CSV or JSON patch table.
 
 One row per rectangle with its ``features`` (z, row, col, level, certainty,
 expected_level, p0..pK) and its box in pixels (y0, x0, y1, x1, exclusive ends as in

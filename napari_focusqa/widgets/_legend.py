@@ -49,7 +49,7 @@ class LegendWidget(QWidget):
         arr = legend_image(self.num_classes, 5, cell)
         h, w, _ = arr.shape
         self._array = arr  # keep the buffer alive for QImage
-        qimg = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+        qimg = QImage(arr.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888)
         self._image.setPixmap(QPixmap.fromImage(qimg.copy()))
         self._left.setText("level 0: in focus")
         self._right.setText(f"level {self.num_classes - 1}: most defocused")

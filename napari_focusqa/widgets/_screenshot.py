@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     viewer.window.add_dock_widget(cw, name="Focus curves", area="right")
     aw.set_model(model)
     app = QApplication.instance()
+    assert app is not None
     t0 = time.perf_counter()
     aw.run()
     while aw.running:
@@ -66,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     if aw.last_error:
         print(f"error: {aw.last_error}", file=sys.stderr)
         return 1
-    best = aw.results[0].curve.best_z_index
+    best = aw.results[0].best_z_index
     z = max(0, best - 5) if args.z is None else args.z
-    aw.go_to_slice(aw.results[0], z)
-    aw.summary.selectRow(z)
+    aw.results[0].go_to(viewer, z)
+    aw.summary.native.selectRow(z)
     viewer.reset_view()
     _close_toasts(viewer)
     for _ in range(20):
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(args.out), canvas_only=False, flash=False)
     print(f"model {aw.results[0].model_id}; assess {time.perf_counter() - t0:.1f} s; "
-          f"best z {[e.curve.best_z_index for e in aw.results]}; shown z {z}; -> {args.out}")
+          f"best z {[e.best_z_index for e in aw.results]}; shown z {z}; -> {args.out}")
     viewer.close()
     return 0
 

@@ -27,7 +27,8 @@ HEARTBEAT_S = 0.2
 
 def _task_generator(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any],
                     cancel: threading.Event) -> Generator[Any, None, Any]:
-    """Run ``fn`` in a helper thread; yield its progress/items; return its result."""
+    """Run ``fn`` in a helper thread; yield its progress/items; return
+    ``("ok", result)`` or ``("error", exception)``."""
     q: queue.Queue[Any] = queue.Queue()
     box: dict[str, Any] = {}
     _END = object()
@@ -58,9 +59,11 @@ def _task_generator(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any],
     finally:
         if th.is_alive():  # the worker was quit or closed: stop the task too
             cancel.set()
+    # returned, never raised: superqt treats a RuntimeError (e.g. Cancelled) coming out
+    # of a generator as "worker deleted" and then emits no finished signal
     if "error" in box:
-        raise box["error"]
-    return box.get("result")
+        return ("error", box["error"])
+    return ("ok", box.get("result"))
 
 
 class TaskRunner:
@@ -113,7 +116,7 @@ class TaskRunner:
         worker = create_worker(_task_generator, fn, args, kwargs, self._cancel,
                                _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._yielded)
-        worker.returned.connect(on_done)
+        worker.returned.connect(lambda out: self._returned(out, on_done))
         worker.errored.connect(self._errored)
         worker.aborted.connect(self._aborted)
         worker.finished.connect(self._finished)
@@ -142,6 +145,13 @@ class TaskRunner:
                 self._on_progress(int(done), int(total or 0))
         elif self._on_item is not None:
             self._on_item(msg[1])
+
+    def _returned(self, out: tuple[str, Any], on_done: Callable[[Any], None]) -> None:
+        status, value = out
+        if status == "ok":
+            on_done(value)
+        else:
+            self._errored(value)
 
     def _errored(self, exc: BaseException) -> None:
         if isinstance(exc, Cancelled):

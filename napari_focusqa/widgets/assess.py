@@ -47,6 +47,10 @@ def _settings(model: str = SF_ONLY, card: Path = Path(), stain: str = AUTO_STAIN
     """Assessment settings (the form; values are persisted between sessions)."""
 
 
+# real types for magicgui (this module postpones annotations)
+_settings.__annotations__ = {"model": str, "card": Path, "stain": str, "return": None}
+
+
 def layer_stain(layer: Any) -> str:
     """Stain of an image layer: its metadata's, else inferred from its name."""
     st = (layer.metadata or {}).get("focusqa", {}).get("stain")
@@ -81,7 +85,7 @@ class AssessWidget(QWidget):
         self.progress_bar = ProgressBar(value=0, min=0, max=1)
         self.status = Label(value="")
         self.legend = LegendWidget(11)
-        self.summary = Table(value={"data": [], "columns": list(SUMMARY_COLUMNS)})
+        self.summary = Table(value={"data": [], "index": [], "columns": list(SUMMARY_COLUMNS)})
         self.summary.native.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.summary.native.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.best_btn = PushButton(text="Go to best plane", enabled=False)
@@ -104,6 +108,7 @@ class AssessWidget(QWidget):
             row.addWidget(b.native)
         lay.addLayout(row)
         self.status.native.setWordWrap(True)
+        self.layers.native.setMaximumHeight(110)
 
         self.assess_btn.changed.connect(self.run)
         self.cancel_btn.changed.connect(self.cancel)
@@ -113,13 +118,19 @@ class AssessWidget(QWidget):
         self.form.changed.connect(self._on_model_changed)
         self.summary.native.cellClicked.connect(self._on_summary_clicked)
         ev = self.viewer.layers.events
-        self._conns = [(ev.inserted, self._reset_layers), (ev.removed, self._reset_layers)]
-        for emitter, cb in self._conns:
-            emitter.connect(cb)
+        self._conns: list[tuple[Any, Any]] = []
+        for emitter in [ev.inserted, ev.removed, *(ly.events.name for ly in self.viewer.layers)]:
+            self._connect(emitter, self._reset_layers)
+        self._connect(ev.inserted, lambda e: self._connect(e.value.events.name,
+                                                           self._reset_layers))
         self.destroyed.connect(self._cleanup)
         self._reset_layers()
         self.layers.value = self.image_layers()
         self._on_model_changed()
+
+    def _connect(self, emitter: Any, cb: Any) -> None:
+        emitter.connect(cb)
+        self._conns.append((emitter, cb))
 
     def _cleanup(self, *_: Any) -> None:  # widget closed: stop the task, drop callbacks
         self.runner.cancel()
@@ -308,7 +319,8 @@ class AssessWidget(QWidget):
             r.get("structured_fraction"), r.get("predicted_level"), r.get("expected_level"),
             r.get("mean_certainty"), r.get("aggregate_certainty"), r.get("sf"),
             r.get("in_focus")))] for e, r in rows]
-        self.summary.value = {"data": data, "columns": list(SUMMARY_COLUMNS)}
+        self.summary.value = {"data": data, "index": [str(i) for i in range(len(data))],
+                              "columns": list(SUMMARY_COLUMNS)}
         bold = QFont()
         bold.setBold(True)
         t = self.summary.native

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from napari_focusqa.core.errors import FocusQAError
 from napari_focusqa.widgets._results import AssessedChannel
 
 
@@ -50,7 +49,7 @@ def layer_step(layer: Any, viewer: Any) -> tuple[int, ...]:
     idx = np.round((point - np.asarray(layer.translate, dtype=float))
                    / np.asarray(layer.scale, dtype=float)).astype(int)
     shape = np.asarray(layer.data[0].shape if getattr(layer, "multiscale", False)
-                       else layer.data.shape)
+                       else layer.data.shape)[:nd]
     return tuple(int(i) for i in np.clip(idx, 0, shape - 1))
 
 
@@ -58,20 +57,10 @@ def job_for(layer: Any, viewer: Any, stain: str) -> Job:
     """Read one image layer into a :class:`Job` (FocusQAError on bad input)."""
     from napari_focusqa.pipeline import layer_to_stack
 
-    if getattr(layer, "rgb", False):
-        raise FocusQAError(
-            f"layer: {layer.name!r} is an RGB image; FocusQA assesses grey fluorescence "
-            "channels (split the channels first: right-click ▸ Split RGB)"
-        )
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    step = layer_step(layer, viewer)
-    ls = layer_to_stack(data, scale=tuple(layer.scale), metadata=layer.metadata,
-                        current_step=step)
-    leading = tuple(int(i) for i in step[: max(layer.ndim - 3, 0)])
-    src = {"file": (layer.metadata or {}).get("focusqa", {}).get("source"), "layer": layer.name}
-    return Job(layer.name, ls.zcyx, stain, ls.z_step_um, leading,
+    ls = layer_to_stack(layer, current_step=layer_step(layer, viewer))
+    return Job(layer.name, ls.zcyx, stain, ls.z_step_um, ls.leading_index,
                tuple(float(s) for s in layer.scale), tuple(float(t) for t in layer.translate),
-               layer.ndim == 2, src)
+               ls.two_d, ls.source)
 
 
 def run_jobs(jobs: list[Job], model_ref: Any, *, emit: Callable[..., None],

@@ -124,23 +124,13 @@ def _slices_with_patches(slices: Sequence[FocusResult]) -> list[FocusResult]:
 
 
 def patch_empty(result: FocusResult) -> np.ndarray:
-    """``(rows, cols)`` bool: patches without structure (the core's ``empty`` flag;
-    all False when the core does not provide it)."""
+    """``(rows, cols)`` bool: patches without structure (the core's ``empty`` mask; all
+    False when the result has none)."""
     assert result.grid is not None
-    flag = getattr(result, "patch_empty", None)
+    flag = getattr(result, "empty", None)
     if flag is None:
         return np.zeros((result.grid.rows, result.grid.cols), dtype=bool)
     return np.asarray(flag, dtype=bool).reshape(result.grid.rows, result.grid.cols)
-
-
-def patch_colors(level: np.ndarray, certainty: np.ndarray, empty: np.ndarray,
-                 num_classes: int) -> np.ndarray:
-    """RGBA float colours of patches: the core's level map, empty patches neutral grey."""
-    import inspect
-
-    if "empty" in inspect.signature(level_colors).parameters:
-        return np.asarray(level_colors(level, certainty, num_classes=num_classes, empty=empty))
-    return np.asarray(level_colors(level, certainty, num_classes=num_classes))
 
 
 def build_overlay(
@@ -192,7 +182,7 @@ def build_overlay(
     if not two_d:
         coords[..., lead.size] = z[:, None]
     coords[..., -2:] = centres[None]
-    coords = coords.reshape(nz * npp, ndim)
+    flat = coords.reshape(nz * npp, ndim)
 
     probs = np.stack([np.asarray(s.probabilities) for s in res]).reshape(nz * npp, -1)
     k = probs.shape[-1]
@@ -220,6 +210,6 @@ def build_overlay(
     import pandas as pd
 
     features = pd.DataFrame(feats)
-    colors = patch_colors(level, cert, empty, k).astype(np.float32)
-    return OverlayData(coords, features, colors, width, float(grid.patch_size - width), k, npp,
+    colors = level_colors(level, cert, num_classes=k).astype(np.float32)
+    return OverlayData(flat, features, colors, width, float(grid.patch_size - width), k, npp,
                        int(grid.patch_size))
