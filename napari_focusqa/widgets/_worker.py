@@ -86,6 +86,7 @@ class TaskRunner:
         self.last_error: str | None = None
         self._cancel = threading.Event()
         self._pbar: Any = None
+        self._handled = False
         self._on_progress = on_progress
         self._on_item = on_item
         self._on_finished = on_finished
@@ -111,6 +112,7 @@ class TaskRunner:
             self.error("FocusQA: a task is already running; wait or press Cancel")
             return None
         self.last_error = None
+        self._handled = False
         self._cancel = threading.Event()
         self._pbar = progress(total=total or None, desc=desc)
         worker = create_worker(_task_generator, fn, args, kwargs, self._cancel,
@@ -126,9 +128,7 @@ class TaskRunner:
 
     def cancel(self) -> None:
         """Stop the running task at its next plane/file (it is reported as cancelled)."""
-        self._cancel.set()
-        if self.worker is not None:
-            self.worker.quit()
+        self._cancel.set()  # the task raises Cancelled at its next plane/file
 
     # ---------------------------------------------------------------- GUI thread
     def _yielded(self, msg: Any) -> None:
@@ -147,6 +147,7 @@ class TaskRunner:
             self._on_item(msg[1])
 
     def _returned(self, out: tuple[str, Any], on_done: Callable[[Any], None]) -> None:
+        self._handled = True
         status, value = out
         if status == "ok":
             on_done(value)
@@ -165,10 +166,13 @@ class TaskRunner:
         from napari.utils.notifications import show_info
 
         self._cancel.set()
+        self._handled = True
         self.last_error = "Cancelled"
         show_info("FocusQA: cancelled; no results were changed")
 
     def _finished(self) -> None:
+        if not self._handled:  # quit() from napari's status bar: no result came back
+            self._aborted()
         self.worker = None
         if self._pbar is not None:
             self._pbar.close()
