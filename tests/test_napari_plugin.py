@@ -14,7 +14,7 @@ from conftest import require_shared
 pytest.importorskip("pandas")  # napari's dependency; layer features are DataFrames
 
 from napari_focusqa.core.assess import assess_image
-from napari_focusqa.core.colors import level_colors
+from napari_focusqa.core.colors import EMPTY_RGB, patch_colors
 from napari_focusqa.core.errors import FocusQAError, ImageError
 from napari_focusqa.core.patches import make_grid
 from napari_focusqa.core.zstack import assess_stack
@@ -155,8 +155,14 @@ def test_build_overlay_matches_core(sharpness_model):
                                    rtol=1e-6)
         np.testing.assert_allclose(rows[[f"p{k}" for k in range(11)]].to_numpy(),
                                    res.probabilities.reshape(-1, 11), rtol=1e-6)
-    np.testing.assert_allclose(ov.border_color, level_colors(f["level"], f["certainty"], 11),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        ov.border_color, patch_colors(f["level"], f["certainty"], f["empty"], 11), atol=1e-6)
+    # patches without structure are grey; the plane's verdict is on each of its patches
+    np.testing.assert_allclose(ov.border_color[f["empty"].to_numpy(), :3],
+                               np.broadcast_to(EMPTY_RGB, (int(f["empty"].sum()), 3)), atol=1e-6)
+    for z, res in enumerate(sr.channels[0].slices):
+        np.testing.assert_array_equal(f["empty"][f["z"] == z], res.empty.ravel())
+        assert set(f["verdict"][f["z"] == z]) == {res.verdict}
     np.testing.assert_array_equal(f[["y0", "x0", "y1", "x1"]].to_numpy()[:6],
                                   grid.boxes().reshape(-1, 4))
     # a 2D overlay of one image

@@ -19,7 +19,7 @@ pytest.importorskip("napari")
 from qtpy.QtCore import QPoint, Qt  # noqa: E402
 
 from napari_focusqa.core.assess import assess_image  # noqa: E402
-from napari_focusqa.core.colors import level_colors, level_colors_uint8  # noqa: E402
+from napari_focusqa.core.colors import patch_colors, patch_colors_uint8  # noqa: E402
 from napari_focusqa.core.patches import make_grid  # noqa: E402
 from napari_focusqa.core.zstack import assess_stack  # noqa: E402
 from napari_focusqa.io import read_image  # noqa: E402
@@ -110,7 +110,8 @@ def test_assess_click_on_real_hyperstack(make_napari_viewer, qtbot, sharpness_mo
         assert np.all(pl.size == 84 - pl.border_width[0])
         np.testing.assert_allclose(pl.face_color[:, 3], 0.0)  # transparent squares
         # colours: the shared map of (level, certainty)
-        expect = level_colors(feats["level"].to_numpy(), feats["certainty"].to_numpy(), 11)
+        expect = patch_colors(feats["level"].to_numpy(), feats["certainty"].to_numpy(),
+                              feats["empty"].to_numpy(), 11)
         np.testing.assert_allclose(pl.border_color, expect, atol=1e-6)
         # the levels are the core's
         core_levels = np.stack([s.patch_level for s in core.channels[c].slices]).ravel()
@@ -124,6 +125,14 @@ def test_assess_click_on_real_hyperstack(make_napari_viewer, qtbot, sharpness_mo
         assert stored["overlay"] == pl.name and len(stored["records"]) == 5
     assert [e.best_z_index for e in aw.results] == [c.best_z_index for c in core.channels]
     assert aw.summary.native.rowCount() == 10
+    # verdict and structured fraction are in the table, as the core computed them
+    t = aw.summary.native
+    head = [t.horizontalHeaderItem(i).text() for i in range(t.columnCount())]
+    for z in range(5):
+        s0 = core.channels[0].slices[z]
+        assert t.item(z, head.index("verdict")).text() == s0.verdict
+        assert float(t.item(z, head.index("structured")).text()) == pytest.approx(
+            s0.structured_fraction, abs=1e-3)
     for c, ch in enumerate(core.channels):
         assert f"best z {ch.best_z_index}" in aw.status.value.splitlines()[c]
     # File > Save Selected Layer with our writer: the patch table of a patch layer
@@ -167,7 +176,7 @@ def test_curves_data_click_and_cursor(make_napari_viewer, qtbot, sharpness_model
     np.testing.assert_allclose(line.get_xdata(), np.arange(40) * 0.3, atol=1e-9)
     np.testing.assert_allclose(cw.lines[(1, layer.name)].get_ydata(), ch.expected_level,
                                rtol=1e-5)
-    assert abs(ch.best_z_index - 19) <= 2  # documented focus of this stack
+    assert abs(ch.best_z_index_sf - 19) <= 2  # documented focus of this stack (SF peak)
 
     # click on the plotted point of slice 30 -> the viewer moves to z = 30
     cw.canvas.draw()
@@ -222,7 +231,8 @@ def test_screenshot_after_assessment_is_not_blank(make_napari_viewer, qtbot, sha
 
     def border_pixels(img):
         feats = shapes.features[shapes.features["z"] == 0]
-        cols = np.unique(level_colors_uint8(feats["level"], feats["certainty"]), axis=0)
+        cols = np.unique(patch_colors_uint8(feats["level"], feats["certainty"], feats["empty"]),
+                         axis=0)
         hit = np.zeros(img.shape[:2], bool)
         for c in cols.astype(int):
             hit |= np.abs(img - c).max(axis=-1) <= 12

@@ -7,7 +7,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QGridLayout, QLabel, QWidget
 
-from napari_focusqa.core.colors import level_colors_uint8
+from napari_focusqa.core.colors import EMPTY_RGB, level_colors_uint8
 
 
 def legend_image(num_classes: int = 11, cert_steps: int = 5, cell: int = 16) -> np.ndarray:
@@ -51,5 +51,8 @@ class LegendWidget(QWidget):
         self._array = arr  # keep the buffer alive for QImage
         qimg = QImage(arr.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888)
         self._image.setPixmap(QPixmap.fromImage(qimg.copy()))
+        grey = "#%02x%02x%02x" % tuple(int(round(255 * v)) for v in EMPTY_RGB)
+        self._top.setText(f"certainty 1 (top) → 0 (bottom);  <span style='color:{grey}'>"
+                          "■ grey: no structure</span>")
         self._left.setText("level 0: in focus")
         self._right.setText(f"level {self.num_classes - 1}: most defocused")

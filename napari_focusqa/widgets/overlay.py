@@ -8,7 +8,7 @@ expected level, probabilities, empty) in the status bar.
 
 Pure numpy (+ pandas for the features table): no Qt and no napari import, so the
 overlay can be built in a worker thread and tested without a display. Colours always
-come from :func:`napari_focusqa.core.colors.level_colors` (hue = level, lightness =
+come from :func:`napari_focusqa.core.colors.patch_colors` (hue = level, lightness =
 certainty, empty patches neutral grey), the one map shared with the CLI and Fiji.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from napari_focusqa.core.assess import FocusResult
-from napari_focusqa.core.colors import level_colors
+from napari_focusqa.core.colors import patch_colors
 from napari_focusqa.core.errors import FocusQAError
 from napari_focusqa.core.zstack import ChannelCurve
 
@@ -38,10 +38,11 @@ class OverlayData:
         row-major over the patch grid.
     features : pandas.DataFrame
         One row per patch and plane: ``z``, ``row``, ``col``, the box ``y0, x0, y1, x1``
-        (pixels, exclusive ends), ``level``, ``certainty``, ``expected_level``, ``empty``
-        and one ``p<k>`` column per class probability.
+        (pixels, exclusive ends), ``level``, ``certainty``, ``expected_level``, ``empty``,
+        one ``p<k>`` column per class probability, and the plane's ``verdict`` and
+        ``structured_fraction``.
     border_color : ndarray, (N, 4) float32
-        RGBA colours from :func:`level_colors` of ``level`` and ``certainty``.
+        RGBA colours from :func:`patch_colors` of ``level``, ``certainty`` and ``empty``.
     border_width : float
         Border width in pixels.
     size : float
@@ -209,7 +210,13 @@ def build_overlay(
         feats[f"p{i}"] = probs[:, i].astype(np.float32)
     import pandas as pd
 
+    # the plane's verdict on each of its patches, so hovering shows it too
+    feats["verdict"] = pd.Categorical(np.repeat([str(s.verdict) for s in res], npp))
+    feats["structured_fraction"] = np.repeat(
+        np.asarray([np.nan if s.structured_fraction is None else s.structured_fraction
+                    for s in res], dtype=np.float32), npp)
+
     features = pd.DataFrame(feats)
-    colors = level_colors(level, cert, num_classes=k).astype(np.float32)
+    colors = patch_colors(level, cert, empty, k).astype(np.float32)
     return OverlayData(flat, features, colors, width, float(grid.patch_size - width), k, npp,
                        int(grid.patch_size))
