@@ -117,7 +117,12 @@ def _scene(im: Any, path: str, index: int, scenes: list[str], label: str,
     arr = to_tzcyx(im.dask_data, order, path)
     check_size(path, int(np.prod(arr.shape)) * np.dtype(arr.dtype).itemsize)
     if not lazy:
-        arr = np.asarray(arr)
+        eager = None
+        if label == "CZI" and set(order) <= set("TCZYX"):
+            from napari_focusqa.io.czi import czi_pixels
+
+            eager = czi_pixels(path, index, tuple(int(n) for n in arr.shape))
+        arr = np.asarray(arr) if eager is None else eager
     nc = int(arr.shape[2])
     pps = im.physical_pixel_sizes
     name = str(scenes[index])

@@ -107,3 +107,38 @@ def read_czi_direct(path: str, *, lazy: bool = False,
         raise
     except Exception as exc:
         raise ImageError(f"{path}: not a readable CZI file ({first_line(exc)})") from exc
+
+
+def czi_pixels(path: str, scene_index: int, shape_tzcyx: tuple[int, ...]) -> np.ndarray | None:
+    """The ``TZCYX`` pixels of one scene, read plane by plane with pylibCZIrw.
+
+    About 2x faster than bioio-czi's whole-file read on the same CZI
+    (``benchmarks/bench_io.py``). Returns None (caller falls back to bioio) when the
+    file's planes do not match ``shape_tzcyx`` (bioio's view of the scene).
+    """
+    try:
+        from pylibCZIrw import czi as pyczi
+    except ImportError:
+        return None
+    t_n, z_n, c_n, y_n, x_n = shape_tzcyx
+    with pyczi.open_czi(path) as doc:
+        box = doc.total_bounding_box
+        rects = doc.scenes_bounding_rectangle
+        keys = sorted(rects)
+        scene = keys[scene_index] if keys and scene_index < len(keys) else None
+        spans = {k: box.get(k, (0, 1)) for k in "TZC"}
+        if (spans["T"][1] - spans["T"][0], spans["Z"][1] - spans["Z"][0],
+                spans["C"][1] - spans["C"][0]) != (t_n, z_n, c_n):
+            return None
+        out: np.ndarray | None = None
+        for t in range(t_n):
+            for z in range(z_n):
+                for c in range(c_n):
+                    plane = doc.read(plane={"T": spans["T"][0] + t, "Z": spans["Z"][0] + z,
+                                            "C": spans["C"][0] + c}, scene=scene)
+                    if plane.ndim != 3 or plane.shape[2] != 1 or plane.shape[:2] != (y_n, x_n):
+                        return None  # RGB or a different layout: bioio decides
+                    if out is None:
+                        out = np.empty(shape_tzcyx, plane.dtype)
+                    out[t, z, c] = plane[..., 0]
+    return out
