@@ -42,8 +42,13 @@ def defocus_series() -> list[np.ndarray]:
 @pytest.mark.parametrize("name", sorted(metrics.METRICS))
 def test_metric_ranks_born_wolf_series(name: str, defocus_series: list[np.ndarray]) -> None:
     vals = [float(metrics.compute(name, im)) for im in defocus_series]
-    # strictly decreasing with defocus level (level 0 sharpest)
-    assert all(a > b for a, b in zip(vals, vals[1:])), (name, vals)
+    # strictly decreasing with defocus level (level 0 sharpest). The blur effect
+    # re-blurs with an 11-px box, so it saturates once the PSF is wider than that (its
+    # authors' and scikit-image's documented asymptote): levels 8-10 all read ~0.29.
+    n = 8 if name == "blur_sharpness" else len(vals)
+    assert all(a > b for a, b in zip(vals[:n], vals[1:n])), (name, vals)
+    if name == "blur_sharpness":
+        assert max(vals[n:]) - min(vals[n:]) < 0.01 and max(vals[n:]) < vals[n - 2]
 
 
 @pytest.mark.parametrize("name", sorted(metrics.METRICS))
@@ -99,3 +104,29 @@ def test_metric_rejects_bad_input() -> None:
         metrics.spatial_frequency(np.zeros((1, 1)))
     with pytest.raises(ValueError, match="dtype"):
         metrics.spatial_frequency(np.zeros((5, 5), complex))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float64", "float32"])
+@pytest.mark.parametrize("shape", [(4, 4), (9, 5), (84, 84), (131, 77)])
+def test_blur_effect_equals_scikit_image(dtype: str, shape: tuple[int, int]) -> None:
+    skimage_measure = pytest.importorskip("skimage.measure")
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    scale = 200 if dtype != "float32" else 1.0
+    img = (rng.gamma(2.0, 1.0, shape) * scale).astype(dtype)
+    ref = skimage_measure.blur_effect(img)  # computes float32 input in float32
+    tol = 1e-6 if dtype == "float32" else 1e-12
+    assert float(metrics.blur_effect(img)) == pytest.approx(ref, abs=tol)
+    assert float(metrics.compute("blur_sharpness", img)) == pytest.approx(1 - ref, abs=tol)
+
+
+def test_blur_effect_on_real_defocus_and_patch_grid(defocus_series: list[np.ndarray]) -> None:
+    skimage_measure = pytest.importorskip("skimage.measure")
+    for im in defocus_series[::3]:
+        assert float(metrics.blur_effect(im)) == pytest.approx(
+            skimage_measure.blur_effect(im), abs=1e-12)
+    grid = make_grid(defocus_series[0].shape, 84)
+    patches = grid.extract(defocus_series[0])
+    vec = metrics.blur_effect(patches)
+    ref = [[skimage_measure.blur_effect(patches[r, c]) for c in range(grid.cols)]
+           for r in range(grid.rows)]
+    np.testing.assert_allclose(vec, ref, atol=1e-12)
