@@ -220,8 +220,9 @@ def _as_unit_float(image: np.ndarray) -> np.ndarray:
 
 def _sl(x: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
     """``x[..., start:stop, :]`` (axis -2) or ``x[..., start:stop]`` (axis -1), a view."""
-    idx: tuple[slice, ...] = (slice(start, stop),) if axis == -1 else (slice(start, stop), slice(None))
-    return x[(Ellipsis, *idx)]
+    if axis == -1:
+        return x[..., start:stop]
+    return x[..., start:stop, :]
 
 
 def _reflect_pad(x: np.ndarray, axis: int, n: int) -> np.ndarray:
