@@ -51,7 +51,7 @@ class LegendWidget(QWidget):
         self._array = arr  # keep the buffer alive for QImage
         qimg = QImage(arr.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888)
         self._image.setPixmap(QPixmap.fromImage(qimg.copy()))
-        grey = "#%02x%02x%02x" % tuple(int(round(255 * v)) for v in EMPTY_RGB)
+        grey = "#" + "".join(f"{int(round(255 * v)):02x}" for v in EMPTY_RGB)
         self._top.setText(f"certainty 1 (top) → 0 (bottom);  <span style='color:{grey}'>"
                           "■ grey: no structure</span>")
         self._left.setText("level 0: in focus")
