@@ -268,6 +268,58 @@ def test_assess_focus_macro_end_to_end(tmp_path, sharpness_model, capsys):
 
 
 @pytest.mark.java
+def test_dialog_run_is_recorded_and_replays_headless(tmp_path, sharpness_model, capsys):
+    """A user fills the real "Assess Focus" dialog in an ImageJ GUI (Xvfb) with the macro
+    Recorder open; the recorded line, replayed by a headless batch ImageJ, gives the same
+    Results table, byte for byte."""
+    import subprocess
+
+    _java()
+    path = require_shared(DECONWOLF)
+    ijdir = _installed(tmp_path)
+    capsys.readouterr()
+    first = tmp_path / "dialog results.csv"  # a space: the Recorder must bracket it
+    spec = {
+        "imagej_dir": str(ijdir), "image": str(path), "command": "Assess Focus",
+        # string fields in dialog order: model, results, patches, save, flatten
+        "strings": [str(sharpness_model), str(first)],
+        "choices": ["actin"],  # stain of channel 1 (auto would say nucleus: DAPI)
+        "done_marker": "plane(s) of",
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    out_json = tmp_path / "recorded.json"
+    cmd = [sys.executable, "-m", "fiji_bridge.testing", "record", str(tmp_path / "spec.json"),
+           str(out_json)]
+    if not os.environ.get("DISPLAY"):
+        cmd = ["xvfb-run", "-a", *cmd]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert p.returncode == 0, p.stdout + p.stderr
+    got = json.loads(out_json.read_text())
+    assert "FocusQA error" not in got["log"], got["log"]
+    # the Recorder holds the window selection and the command, not the macro's inner
+    # steps (Duplicate, Clear Results, ...)
+    recorded = got["recorded"]
+    runs = [ln for ln in recorded.splitlines() if ln.startswith("run(")]
+    assert len(runs) == 1, recorded
+    line = runs[0]
+    assert line.startswith('run("Assess Focus", "') and line.endswith('");')
+    assert f"model={sharpness_model}" in line
+    assert "stain_c1=actin" in line and f"results=[{first}]" in line
+    _, rows = _read_csv(first)
+    assert len(rows) == 40 and {r["stain"] for r in rows} == {"actin"}
+
+    # replay the recorded line headless, writing the Results elsewhere
+    second = tmp_path / "replayed.csv"
+    replay = tmp_path / "replay.ijm"
+    replay.write_text(f'open("{path}");\n' + recorded.replace(f"[{first}]", f"[{second}]"))
+    rc = main(["fiji", "run-macro", str(replay), "--imagej-dir", str(ijdir),
+               "--expect", str(second), "--timeout", "300"])
+    assert rc == 0, capsys.readouterr().out
+    assert second.read_bytes() == first.read_bytes()
+
+
+@pytest.mark.java
 def test_macro_errors_reach_the_imagej_log(tmp_path, capsys):
     import glob
     import tempfile
