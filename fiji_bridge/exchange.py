@@ -15,7 +15,7 @@ from typing import Any
 
 from fiji_bridge import MACRO_PROTOCOL
 from fiji_bridge.jvm import FijiError
-from fiji_bridge.overlay import legend_entries, patch_rois
+from fiji_bridge.overlay import empty_legend_entry, legend_entries, patch_rois, roi_name
 from fiji_bridge.tables import patch_records, record_columns
 from napari_focusqa.core.assess import PATCH_COLUMNS, RECORD_COLUMNS, FocusResult
 from napari_focusqa.core.zstack import StackResult
@@ -106,18 +106,17 @@ def assess_for_macro(
                 overlay_rows.append({
                     "c": ci, "z": zi, "t": ti, "x": p["draw"][0], "y": p["draw"][1],
                     "w": p["draw"][2], "h": p["draw"][3], "level": p["level"],
-                    "certainty": p["certainty"], "color": p["hex"],
-                    "name": f"focusqa patch c{ci} z{zi} t{ti} r{p['row']} c{p['col']} "
-                            f"level {p['level']} certainty {p['certainty']:.3f}",
+                    "certainty": p["certainty"], "empty": p["empty"], "color": p["hex"],
+                    "name": roi_name(ci, zi, ti, p),
                 })
     _write_tsv(outdir / "patches.tsv", overlay_rows,
-               ["c", "z", "t", "x", "y", "w", "h", "level", "certainty", "color", "name"])
+               ["c", "z", "t", "x", "y", "w", "h", "level", "certainty", "empty", "color", "name"])
     prec = patch_records(ordered) if patches else []
     write_csv(prec, outdir / "patches.csv",
               ["file", "channel", "channel_index", "stain", "z_index", "z_um", *PATCH_COLUMNS])
-    legend = legend_entries(k) if overlay_rows else []
-    _write_tsv(outdir / "legend.tsv", [{"level": e["level"], "color": e["hex"]} for e in legend],
-               ["level", "color"])
+    legend = [*legend_entries(k), empty_legend_entry()] if overlay_rows else []
+    _write_tsv(outdir / "legend.tsv",  # level "" = the grey of patches without structure
+               [{"level": e["level"], "color": e["hex"]} for e in legend], ["level", "color"])
     best = _write_best_and_curves(outdir, stack)
     return {"model": None if fm is None else fm.id, "planes": len(records),
             "patches": len(overlay_rows), "best": best}
@@ -126,11 +125,12 @@ def assess_for_macro(
 def _write_best_and_curves(outdir: Path, stack: StackResult | None) -> list[dict[str, Any]]:
     """``best.tsv`` (best slice per channel) and ``curves.tsv``/``.csv`` (SF vs z)."""
     chans = [] if stack is None else stack.channels
-    best = [{"channel_index": c.channel, "channel": c.name if c.name is not None else c.channel,
-             "best_z_index": c.best_z_index, "best_z_um": c.best_z_um,
-             "best_z_index_model": c.best_z_index_model} for c in chans]
-    _write_tsv(outdir / "best.tsv", best,
-               ["channel_index", "channel", "best_z_index", "best_z_um", "best_z_index_model"])
+    bcols = ["channel_index", "channel", "best_z_index", "best_z_um", "best_z_index_model",
+             "best_z_index_sf", "best_z_confidence", "best_z_disagreement"]
+    best = [{**{k: v for k, v in c.to_dict().items() if k in bcols},
+             "channel_index": c.channel, "channel": c.name if c.name is not None else c.channel}
+            for c in chans]
+    _write_tsv(outdir / "best.tsv", best, bcols)
     curves = []
     for c in chans:
         sf = c.sf
@@ -143,10 +143,12 @@ def _write_best_and_curves(outdir: Path, stack: StackResult | None) -> list[dict
                 "z_um": None if c.z_um is None else c.z_um[z],
                 "sf": round(float(sf[z]), 6), "sf_norm": round(float((sf[z] - sf.min()) / span), 6),
                 "expected_level": None if lv is None else round(float(lv[z]), 6),
-                "predicted_level": s.predicted_level,
+                "predicted_level": s.predicted_level, "verdict": s.verdict,
+                "structured_fraction": (None if s.structured_fraction is None
+                                        else round(s.structured_fraction, 6)),
             })
     ccols = ["channel_index", "channel", "stain", "z_index", "z_um", "sf", "sf_norm",
-             "expected_level", "predicted_level"]
+             "expected_level", "predicted_level", "verdict", "structured_fraction"]
     _write_tsv(outdir / "curves.tsv", curves, ccols)
     write_csv(curves, outdir / "curves.csv", ccols)
     return best

@@ -14,7 +14,7 @@ import numpy as np
 
 from fiji_bridge.jvm import FijiError, jimport
 from napari_focusqa.core.assess import FocusResult
-from napari_focusqa.core.colors import level_colors_uint8
+from napari_focusqa.core.colors import EMPTY_RGB, level_colors_uint8, patch_colors_uint8
 from napari_focusqa.core.zstack import StackResult
 
 #: rectangles are drawn this many pixels inside their patch (as the CLI overlay PNG does),
@@ -40,16 +40,20 @@ def slices_of(result: FocusResult | StackResult | Sequence[FocusResult]) -> list
 
 
 def patch_rois(result: FocusResult) -> list[dict[str, Any]]:
-    """Rectangles of one result: ``x, y, w, h, level, certainty, rgb, hex`` per patch.
+    """Rectangles of one result: ``x, y, w, h, level, certainty, empty, rgb, hex`` per patch.
 
     ``x, y, w, h`` is the patch; ``draw`` is the rectangle drawn, :data:`ROI_INSET`
-    pixels inside it (like the CLI overlay PNG). The colours are :func:`level_colors_uint8` of the patch level and certainty (the same
-    map as the CLI overlay PNG and napari). Empty when the result has no model output.
+    pixels inside it (like the CLI overlay PNG). The colours are
+    :func:`~napari_focusqa.core.colors.patch_colors_uint8` of the patch level and
+    certainty, with patches without structure (``empty``) in the core's neutral grey (the
+    same map as the CLI overlay PNG and napari). No rectangles without model output.
     """
     if result.grid is None or result.patch_level is None or result.patch_certainty is None:
         return []
     k = result.num_classes or 11
-    rgb = level_colors_uint8(result.patch_level, result.patch_certainty, k)
+    rgb = patch_colors_uint8(result.patch_level, result.patch_certainty, result.empty, k)
+    empty = (np.zeros(rgb.shape[:2], dtype=bool) if result.empty is None
+             else np.asarray(result.empty, dtype=bool))
     boxes = result.grid.boxes()
     out = []
     for r in range(result.grid.rows):
@@ -63,6 +67,7 @@ def patch_rois(result: FocusResult) -> list[dict[str, Any]]:
                              x1 - x0 - 2 * ROI_INSET, y1 - y0 - 2 * ROI_INSET),
                     "level": int(result.patch_level[r, c]),
                     "certainty": round(float(result.patch_certainty[r, c]), 6),
+                    "empty": bool(empty[r, c]),
                     "rgb": col,
                     "hex": "#{:02x}{:02x}{:02x}".format(*col),
                 }
@@ -78,6 +83,19 @@ def legend_entries(num_classes: int = 11) -> list[dict[str, Any]]:
          "hex": "#{:02x}{:02x}{:02x}".format(*(int(v) for v in rgb[k]))}
         for k in range(num_classes)
     ]
+
+
+def empty_legend_entry() -> dict[str, Any]:
+    """Legend entry of the patches without structure (the core's neutral grey)."""
+    rgb = tuple(int(round(v * 255)) for v in EMPTY_RGB)
+    return {"level": None, "rgb": rgb, "hex": "#{:02x}{:02x}{:02x}".format(*rgb)}
+
+
+def roi_name(c: int, z: int, t: int, p: dict[str, Any]) -> str:
+    """Name of a patch rectangle (1-based ``c, z, t``; ``p`` from :func:`patch_rois`)."""
+    name = (f"{PATCH_ROI_PREFIX} c{c} z{z} t{t} r{p['row']} c{p['col']} "
+            f"level {p['level']} certainty {p['certainty']:.3f}")
+    return name + " no structure" if p["empty"] else name
 
 
 def _position_of(res: FocusResult) -> tuple[int, int, int]:
@@ -143,10 +161,7 @@ def result_overlay(
             roi = Roi(*p["draw"])
             roi.setStrokeColor(Color(*p["rgb"]))
             roi.setStrokeWidth(float(stroke_width))
-            roi.setName(
-                f"{PATCH_ROI_PREFIX} c{c} z{z} t{t} r{p['row']} c{p['col']} "
-                f"level {p['level']} certainty {p['certainty']:.3f}"
-            )
+            roi.setName(roi_name(c, z, t, p))
             if positioned:
                 if hyper:
                     roi.setPosition(c, z, t)
@@ -160,8 +175,10 @@ def result_overlay(
 
 def legend_text(k: int, width: int) -> str:
     """Caption under the legend squares (shorter on narrow images)."""
-    if width >= 360:
-        return f"0 in focus ... {k - 1} defocused; dark = uncertain"
+    if width >= 480:
+        return f"0 in focus ... {k - 1} defocused; dark = uncertain; grey = no structure"
+    if width >= 300:
+        return f"0 in focus ... {k - 1}; grey = no structure"
     return f"0 in focus ... {k - 1}"
 
 
@@ -171,12 +188,14 @@ def _add_legend(ov: Any, k: int, imp: Any = None) -> None:
     Color = jimport("java.awt.Color")
     Font = jimport("java.awt.Font")
     width = int(imp.getWidth()) if imp is not None else 400
-    size = int(max(6, min(16, (width - 8) // (k + 1))))
+    size = int(max(6, min(16, (width - 8) // (k + 2))))
     x0, y0 = 2, 2
-    for e in legend_entries(k):
-        sq = Roi(x0 + e["level"] * size, y0, size, size)
+    # one square per level, a gap, then the grey of "no structure"
+    for slot, e, name in [*((e["level"], e, f"level {e['level']}") for e in legend_entries(k)),
+                          (k + 1, empty_legend_entry(), "no structure")]:
+        sq = Roi(x0 + slot * size, y0, size, size)
         sq.setFillColor(Color(*e["rgb"]))
-        sq.setName(f"{LEGEND_ROI_PREFIX} level {e['level']}")
+        sq.setName(f"{LEGEND_ROI_PREFIX} {name}")
         sq.setPosition(0)
         ov.add(sq)
     font = Font("SansSerif", Font.PLAIN, int(max(8, size - 2)))

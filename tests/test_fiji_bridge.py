@@ -8,6 +8,7 @@ when ``FOCUSQA_REQUIRE_JAVA=1`` (CI).
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pytest
 from conftest import require_shared
 
 from napari_focusqa.core.assess import RECORD_COLUMNS, assess_image
-from napari_focusqa.core.colors import level_colors_uint8
+from napari_focusqa.core.colors import EMPTY_RGB, level_colors_uint8, patch_colors_uint8
 from napari_focusqa.core.errors import FocusQAError, ImageError
 
 DECONWOLF = "deconwolf_dapi_widefield_zstack.tif"
@@ -161,7 +162,9 @@ def test_overlay_rectangles_equal_focus_result(ij, sharpness_model):
     rects = _patch_rois(ov)
     assert len(rects) == res.grid.n_patches == 7 * 9
     boxes = res.grid.boxes()
-    colours = level_colors_uint8(res.patch_level, res.patch_certainty, res.num_classes)
+    colours = patch_colors_uint8(res.patch_level, res.patch_certainty, res.empty, res.num_classes)
+    grey = tuple(round(v * 255) for v in EMPTY_RGB)
+    assert 0 < int(res.empty.sum()) < res.grid.n_patches  # sparse nuclei: some patches empty
     seen = set()
     for roi in rects:
         b = roi.getBounds()
@@ -174,6 +177,9 @@ def test_overlay_rectangles_equal_focus_result(ij, sharpness_model):
             x0 + 1, y0 + 1, x1 - x0 - 2, y1 - y0 - 2)
         assert _rgb(roi.getStrokeColor()) == tuple(int(v) for v in colours[r, c])
         assert f"level {res.patch_level[r, c]} " in name
+        # patches without structure: neutral grey and named so; the others by level
+        assert name.endswith("no structure") == bool(res.empty[r, c])
+        assert (_rgb(roi.getStrokeColor()) == grey) == bool(res.empty[r, c])
         assert int(roi.getPosition()) == 0  # single plane: shown everywhere
         seen.add((r, c))
     assert len(seen) == 63
@@ -182,6 +188,9 @@ def test_overlay_rectangles_equal_focus_result(ij, sharpness_model):
     assert len(legend) == res.num_classes
     full = level_colors_uint8(np.arange(11), np.ones(11), 11)
     assert [_rgb(r.getFillColor()) for r in legend] == [tuple(int(v) for v in c) for c in full]
+    nostruct = [ov.get(i) for i in range(int(ov.size()))
+                if str(ov.get(i).getName()) == "focusqa legend no structure"]
+    assert len(nostruct) == 1 and _rgb(nostruct[0].getFillColor()) == grey
     # more than one distinct colour: the map really varies over this real image
     assert len({_rgb(r.getStrokeColor()) for r in rects}) > 1
 
@@ -189,12 +198,16 @@ def test_overlay_rectangles_equal_focus_result(ij, sharpness_model):
 @pytest.mark.java
 def test_assess_imageplus_stack_positions_best_slice(ij, sharpness_model):
     from fiji_bridge.bridge import StackResult, assess_imageplus
+    from napari_focusqa.pipeline import assess_file
 
     path = require_shared(DECONWOLF)
     imp = ij.IJ.openImage(str(path))
     out = assess_imageplus(imp, str(sharpness_model))
     assert isinstance(out.result, StackResult)
-    assert abs(out.best_z_index[0] - 19) <= 1
+    # the core's (fused) best slice for this model, as the CLI gives it from the file
+    ref = assess_file(path, str(sharpness_model), "stack")[0].channels[0]
+    assert out.best_z_index[0] == ref.best_z_index
+    assert abs(out.result.channels[0].best_z_index_sf - 19) <= 1  # documented focus
     assert int(imp.getCurrentSlice()) == out.best_z_index[0] + 1
     ov = imp.getOverlay()
     assert ov is not None and int(ov.size()) == int(out.overlay.size())
@@ -207,7 +220,7 @@ def test_assess_imageplus_stack_positions_best_slice(ij, sharpness_model):
     assert positions == sorted(z for z in range(1, 41) for _ in range(per_slice))
     # colours of slice 20 equal that slice's FocusResult
     s = curve.slices[19]
-    want = level_colors_uint8(s.patch_level, s.patch_certainty, s.num_classes).reshape(-1, 3)
+    want = patch_colors_uint8(s.patch_level, s.patch_certainty, s.empty, s.num_classes).reshape(-1, 3)
     got = [_rgb(r.getStrokeColor()) for r in rects if int(r.getPosition()) == 20]
     assert sorted(got) == sorted(tuple(int(v) for v in w) for w in want)
     assert int(out.table.size()) == 40
@@ -232,18 +245,48 @@ def test_results_table_equals_cli_csv(ij, sharpness_model, tmp_path):
     imp = ij.IJ.openImage(str(path))
     out = assess_imageplus(imp, str(sharpness_model), file=str(path))
     headings = [str(h) for h in out.table.getHeadings() if str(h) not in (" ", "Label")]
-    assert headings == cli_cols
+    # a z-stack is assessed as a stack: each plane also has its SF relative to the
+    # channel's best (the stack context of the verdict), as in `focusqa zstack --json`
+    assert [h for h in headings if h != "stack_sf_ratio"] == cli_cols
     assert headings[: len(RECORD_COLUMNS)] == list(RECORD_COLUMNS)
     rows = table_to_records(out.table)
     assert len(rows) == len(cli_rows) == 40
+    zs = tmp_path / "zstack.json"
+    assert main(["zstack", str(path), "--model", str(sharpness_model), "--json", str(zs)]) == 0
+    assert [r["verdict"] for r in rows] == json.loads(zs.read_text())["channels"][0]["verdict"]
+    sf = np.array([r["sf"] for r in rows])
+    assert [r["stack_sf_ratio"] for r in rows] == pytest.approx(sf / sf.max(), abs=1e-6)
     for got, want in zip(rows, cli_rows):
         for col in cli_cols:
+            if col == "verdict":  # per plane on its own vs. in its stack: compared above
+                continue
             g, w = got[col], want[col]
             if isinstance(g, float):
                 assert g == pytest.approx(float(w), rel=1e-12, abs=1e-12), col
             else:
                 assert g == w, col
     assert rows[19]["z_index"] == 19.0 and rows[19]["stain"] == cli_rows[19]["stain"]
+    # the verdict columns are there, as the CLI writes them
+    assert {"verdict", "structured_fraction"} <= set(headings)
+    assert {r["verdict"] for r in rows} <= {"in_focus", "out_of_focus", "no_structure"}
+    assert all(0.0 <= r["structured_fraction"] <= 1.0 for r in rows)
+
+
+@pytest.mark.java
+def test_shipped_model_best_slice_is_the_documented_focus(ij):
+    """With the default shipped model the bridge's best slice is the stack's documented
+    focus (z index 19), and the Results carry the core's verdicts."""
+    from fiji_bridge.bridge import assess_imageplus, table_to_records
+    from napari_focusqa.core.model import default_model_id
+
+    if default_model_id() is None:
+        pytest.skip("no shipped model installed")
+    imp = ij.IJ.openImage(str(require_shared(DECONWOLF)))
+    out = assess_imageplus(imp, "default")
+    assert abs(out.best_z_index[0] - 19) <= 1
+    assert int(imp.getCurrentSlice()) == out.best_z_index[0] + 1
+    rows = table_to_records(out.table)
+    assert [r["verdict"] for r in rows] == [s.verdict for s in out.result.planes()]
 
 
 @pytest.mark.java

@@ -21,7 +21,7 @@ from conftest import require_shared
 
 from napari_focusqa.cli import main
 from napari_focusqa.core.assess import RECORD_COLUMNS
-from napari_focusqa.core.colors import level_colors_uint8
+from napari_focusqa.core.colors import EMPTY_RGB, level_colors_uint8, patch_colors_uint8
 
 DECONWOLF = "deconwolf_dapi_widefield_zstack.tif"
 
@@ -122,13 +122,44 @@ def test_assess_for_macro_files(tmp_path, sharpness_model):
     patches = [ln.split("\t") for ln in (out / "patches.tsv").read_text().splitlines()[1:]]
     assert len(patches) == 40 * 6
     for z, s in enumerate(ref.channels[0].slices):
-        cols = level_colors_uint8(s.patch_level, s.patch_certainty, 11).reshape(-1, 3)
+        cols = patch_colors_uint8(s.patch_level, s.patch_certainty, s.empty, 11).reshape(-1, 3)
         want = sorted("#{:02x}{:02x}{:02x}".format(*c) for c in cols)
-        assert sorted(p[9] for p in patches if p[1] == str(z + 1)) == want
-    best = (out / "best.tsv").read_text().splitlines()[1].split("\t")
-    assert int(best[2]) == ref.channels[0].best_z_index and abs(int(best[2]) - 19) <= 1
+        assert sorted(p[10] for p in patches if p[1] == str(z + 1)) == want
+    bl = (out / "best.tsv").read_text().splitlines()
+    best = dict(zip(bl[0].split("\t"), bl[1].split("\t")))
+    c0 = ref.channels[0]
+    assert int(best["best_z_index"]) == c0.best_z_index
+    assert int(best["best_z_index_sf"]) == c0.best_z_index_sf and abs(c0.best_z_index_sf - 19) <= 1
+    assert float(best["best_z_confidence"]) == pytest.approx(c0.best_z_confidence, abs=1e-6)
     legend = (out / "legend.tsv").read_text().splitlines()[1:]
-    assert len(legend) == 11
+    assert len(legend) == 12 and legend[-1] == "\t#999999"  # + grey: no structure
+
+
+def test_assess_for_macro_planes_grey_empty_patches_and_verdicts(tmp_path, sharpness_model):
+    """Independent fields (planes mode): every verdict as the core gives it, and the
+    patches without structure grey in the overlay table."""
+    from napari_focusqa.pipeline import assess_file
+
+    path = require_shared("bbbc006_hoechst_infocus_9fields.tif")
+    out = tmp_path / "x"
+    out.mkdir()
+    assert main(["fiji", "assess-for-macro", str(path), "--out", str(out), "--mode", "planes",
+                 "--model", str(sharpness_model)]) == 0
+    ref = assess_file(path, str(sharpness_model), "planes")
+    lines = (out / "results.tsv").read_text().splitlines()
+    heads = lines[0].split("\t")
+    rows = [dict(zip(heads, ln.split("\t"))) for ln in lines[1:]]
+    assert [r["verdict"] for r in rows] == [r.verdict for r in ref]
+    assert [float(r["structured_fraction"]) for r in rows] == pytest.approx(
+        [r.structured_fraction for r in ref])
+    assert (out / "best.tsv").read_text().splitlines()[1:] == []  # no z-stack, no best slice
+    patches = [ln.split("\t") for ln in (out / "patches.tsv").read_text().splitlines()[1:]]
+    grey = "#{:02x}{:02x}{:02x}".format(*(round(v * 255) for v in EMPTY_RGB))
+    n_empty = sum(int(r.empty.sum()) for r in ref)
+    assert 0 < n_empty < len(patches)
+    assert sum(p[9] == "True" for p in patches) == n_empty
+    assert all((p[10] == grey) == (p[9] == "True") for p in patches)
+    assert all(p[11].endswith("no structure") == (p[9] == "True") for p in patches)
 
 
 def test_assess_for_macro_reports_errors_in_status(tmp_path, capsys):
@@ -212,11 +243,16 @@ def test_assess_focus_macro_end_to_end(tmp_path, sharpness_model, capsys):
     cli_cols, cli_rows = _read_csv(cli_csv)
     ij_cols, ij_rows = _read_csv(res_csv)
     assert ij_cols[0].strip() == ""  # ImageJ's row-number column
-    assert ij_cols[1:] == cli_cols
+    assert [c for c in ij_cols[1:] if c != "stack_sf_ratio"] == cli_cols  # + stack context
     assert len(ij_rows) == len(cli_rows) == 40
+    zs = tmp_path / "zstack.json"
+    assert main(["zstack", str(path), "--model", str(sharpness_model), "--json", str(zs)]) == 0
+    assert [r["verdict"] for r in ij_rows] == json.loads(zs.read_text())["channels"][0]["verdict"]
     for got, want in zip(ij_rows, cli_rows):
         for col in cli_cols:
             g, w = got[col], want[col]
+            if col == "verdict":  # in its stack (above), not per plane on its own
+                continue
             if col == "file":
                 assert os.path.realpath(g) == os.path.realpath(w)
             elif col == "probabilities":
@@ -231,24 +267,24 @@ def test_assess_focus_macro_end_to_end(tmp_path, sharpness_model, capsys):
 
     # --- best slice ---------------------------------------------------------------------
     sf = np.array([float(r["sf"]) for r in ij_rows])
-    assert abs(int(np.argmax(sf)) - 19) <= 1
+    assert abs(int(np.argmax(sf)) - 19) <= 1  # the documented focus
     with tifffile.TiffFile(ov_tif) as tif:
         info = tif.imagej_metadata.get("Info", "")
         saved = tif.asarray()
     best = int(info.split("focusqa.best_z_index.c0=")[1].split()[0])
-    assert abs(best - 19) <= 1
+    img = read_image(path)
+    ref = assess_stack(img.zcyx(), str(sharpness_model), z_step_um=img.z_step_um)
+    assert best == ref.channels[0].best_z_index  # the core's fused answer for this model
     assert f"current slice {best + 1}" in log
     np.testing.assert_array_equal(saved, tifffile.imread(path))  # pixels untouched
 
     # --- overlay in the TIFF equals an independent Python assessment ---------------------
-    img = read_image(path)
-    ref = assess_stack(img.zcyx(), str(sharpness_model), z_step_um=img.z_step_um)
     rois = read_overlay(ov_tif)
     patches = [r for r in rois if r.name.startswith("focusqa patch")]
     assert len(patches) == 40 * 6
     for z, s in enumerate(ref.channels[0].slices):
         boxes = s.grid.boxes().reshape(-1, 4)
-        cols = level_colors_uint8(s.patch_level, s.patch_certainty, 11).reshape(-1, 3)
+        cols = patch_colors_uint8(s.patch_level, s.patch_certainty, s.empty, 11).reshape(-1, 3)
         want = sorted((int(b[1]) + 1, int(b[0]) + 1, int(b[3] - b[1]) - 2, int(b[2] - b[0]) - 2,
                        tuple(int(v) for v in c)) for b, c in zip(boxes, cols))
         got = sorted((r.x, r.y, r.width, r.height, r.stroke_rgb)
@@ -258,13 +294,16 @@ def test_assess_focus_macro_end_to_end(tmp_path, sharpness_model, capsys):
     assert len(legend) == 11 and all(r.position == 0 for r in legend)
     full = level_colors_uint8(np.arange(11), np.ones(11), 11)
     assert [r.fill_rgb for r in legend] == [tuple(int(v) for v in c) for c in full]
+    grey = [r for r in rois if r.name == "focusqa legend no structure"]
+    assert len(grey) == 1 and grey[0].fill_rgb == tuple(round(v * 255) for v in EMPTY_RGB)
+    assert {"verdict", "structured_fraction"} <= set(ij_cols)
 
     # --- Focus Curves ----------------------------------------------------------------------
     _, curves = _read_csv(curves_csv)
     assert len(curves) == 40
     assert [float(c["sf"]) for c in curves] == pytest.approx(ref.channels[0].sf.tolist(), rel=1e-6)
     assert plot_png.stat().st_size > 2000
-    assert f"SF peak at slice {ref.channels[0].best_z_index + 1}" in log
+    assert f"SF peak at slice {ref.channels[0].best_z_index_sf + 1}" in log
 
 
 @pytest.mark.java

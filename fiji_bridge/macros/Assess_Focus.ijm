@@ -94,7 +94,9 @@ for (i = 1; i < best.length; i++) {
 	bz = parseInt(f[2]);
 	um = "";
 	if (f[3] != "") um = " = " + f[3] + " um";
-	if (nz > 1) print("FocusQA: " + title + " channel " + (ci + 1) + " (" + f[1] + "): best focus at slice " + (bz + 1) + " (z index " + bz + um + ")");
+	why = "";  // with a model: the fused answer, its confidence and the SF peak
+	if (f[4] != "") why = "; confidence " + f[6] + ", SF peak z index " + f[5] + ", model z index " + f[4];
+	if (nz > 1) print("FocusQA: " + title + " channel " + (ci + 1) + " (" + f[1] + "): best focus at slice " + (bz + 1) + " (z index " + bz + um + why + ")");
 	info = info + "\nfocusqa.best_z_index.c" + ci + "=" + bz;
 	if (ci == c0 - 1) bestHere = bz;
 }

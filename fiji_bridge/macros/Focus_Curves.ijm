@@ -78,7 +78,7 @@ Plot.setLimits(NaN, NaN, -0.05, 1.1);
 legend = "";
 for (b = 1; b < best.length; b++) {
 	if (best[b] == "") continue;
-	bf = split(best[b], "(\t)");
+	bf = fqCells(best[b], 8);
 	ci = parseInt(bf[0]);
 	bz = parseInt(bf[2]);
 	xs = newArray(0); ys = newArray(0);
@@ -101,7 +101,8 @@ for (b = 1; b < best.length; b++) {
 	name = "channel " + (ci + 1);
 	if (bf[1] != "" + ci) name = bf[1];
 	legend = legend + name + " (best: z index " + bz + ")";
-	print("FocusQA: " + title + " channel " + (ci + 1) + " (" + bf[1] + "): SF peak at slice " + (bz + 1) + " (z index " + bz + ")");
+	bsf = parseInt(bf[5]);
+	print("FocusQA: " + title + " channel " + (ci + 1) + " (" + bf[1] + "): best focus at slice " + (bz + 1) + " (z index " + bz + "), SF peak at slice " + (bsf + 1) + " (z index " + bsf + ")");
 }
 Plot.setColor("black");
 Plot.addLegend(legend, "top-right");

@@ -214,21 +214,32 @@ function fqLoadOverlay(path, nc, nz, nt) {
 	return n;
 }
 
-// Colour legend (one square per level, shown on every slice) from legend.tsv.
+// Colour legend from legend.tsv: one square per level (shown on every slice), a gap, and
+// the grey of patches without structure (the row with an empty level).
 function fqLoadLegend(path, width) {
 	lines = fqLines(path);
 	k = 0;
-	for (i = 1; i < lines.length; i++) if (lines[i] != "") k++;
+	for (i = 1; i < lines.length; i++) {
+		f = fqCells(lines[i], 2);
+		if (lines[i] != "" && f[0] != "") k++;
+	}
 	if (k == 0) return 0;
-	size = floor((width - 8) / (k + 1));
+	size = floor((width - 8) / (k + 2));
 	if (size > 16) size = 16;
 	if (size < 6) size = 6;
 	for (i = 1; i < lines.length; i++) {
 		if (lines[i] == "") continue;
-		f = split(lines[i], "(\t)");
-		makeRectangle(2 + parseInt(f[0]) * size, 2, size, size);
+		f = fqCells(lines[i], 2);
+		if (f[0] == "") {
+			slot = k + 1;
+			name = "focusqa legend no structure";
+		} else {
+			slot = parseInt(f[0]);
+			name = "focusqa legend level " + f[0];
+		}
+		makeRectangle(2 + slot * size, 2, size, size);
 		Roi.setFillColor(f[1]);
-		Roi.setName("focusqa legend level " + f[0]);
+		Roi.setName(name);
 		Overlay.addSelection;
 		Overlay.setPosition(0);
 	}
@@ -237,8 +248,9 @@ function fqLoadLegend(path, width) {
 	if (fs < 8) fs = 8;
 	setFont("SansSerif", fs);
 	setColor("white");
-	caption = "0 in focus ... " + (k - 1);
-	if (width >= 360) caption = caption + " defocused; dark = uncertain";
+	caption = "0 in focus ... " + (k - 1);  // as fiji_bridge.overlay.legend_text
+	if (width >= 480) caption = caption + " defocused; dark = uncertain; grey = no structure";
+	else if (width >= 300) caption = caption + "; grey = no structure";
 	Overlay.drawString(caption, 2, 2 + size + 1 + fs);
 	Overlay.setPosition(0);
 	return k;
