@@ -13,17 +13,18 @@ The image is cut into ``b x b`` pixel blocks (``b = 4`` for patches of 32 px or 
 block means are the *light smoothing*: they keep structure a few pixels wide and average
 white noise down by ``b``. Per patch of the grid:
 
-* ``noise`` sigma^2: from differences of horizontally neighbouring pixel pairs
-  (``E[(x1 - x2)^2] = 2 sigma^2`` for independent noise of any distribution: Gaussian,
-  Poisson, or zero-inflated detector speckle). This is the patch's own noise.
+* ``noise`` sigma^2: from differences of horizontally neighbouring pixel columns of the
+  block (``E[(c1 - c2)^2] = 2 b sigma^2`` for ``b``-pixel column sums of independent noise
+  of any distribution: Gaussian, Poisson, or zero-inflated detector speckle). This is the
+  patch's own noise.
 * the block means are detrended by a least-squares plane (a smooth illumination ramp or
   vignetting is not structure) leaving residuals ``r``.
 * ``correlation`` ``F = b^2 var(r) / sigma^2``: independent noise averages down by ``b^2``
   in a block, so ``F ~ 1`` for noise of *any* amplitude distribution (an isolated
   single-pixel speckle adds exactly as much to ``var(r)`` as it adds to ``sigma^2 / b^2``)
   and ``F >> 1`` when neighbouring pixels share signal (an object).
-* ``contrast`` ``C = (max(r) - median(r)) / sigma``: the brightest smoothed feature above
-  the patch's background, in units of the pixel noise.
+* ``contrast`` ``C = max(r) / sigma``: the brightest smoothed feature above the patch's
+  mean level (``r`` has zero mean), in units of the pixel noise.
 
 A patch has structure when ``F >= MIN_CORRELATION`` **and** ``C >= MIN_CONTRAST``. Both
 are needed: ``F`` alone also fires on a faint, noise-buried texture; ``C`` alone fires on
@@ -31,8 +32,8 @@ two or three photon events in an otherwise empty patch. A constant patch has
 ``F = C = 0`` (empty); a noiseless patch with an object has ``sigma = 0`` and counts as
 structured.
 
-Cost: three float32 passes over the image (conversion, block sums of the pixels, squared pair
-differences and their block sums), vectorised over the whole patch grid.
+Cost: one float32 pass over the image (the ``b`` rows of each block row are added while
+converting), then small passes over that ``1/b``-size array, vectorised over the grid.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from napari_focusqa.core.patches import PatchGrid
 
 #: a patch has structure only if its block-scale variance exceeds white noise this much
 MIN_CORRELATION = 3.0
-#: ... and its brightest smoothed feature stands this many noise sigmas above its median
+#: ... and its brightest smoothed feature stands this many noise sigmas above its mean
 MIN_CONTRAST = 2.5
 #: below this fraction of structured patches a plane's verdict is ``no_structure``
 MIN_STRUCTURED_FRACTION = 0.01
@@ -85,24 +86,32 @@ def block_size(patch_size: int) -> int:
 def _pair_sums(
     x: np.ndarray, b: int, dtype: type[np.floating[Any]] = np.float32
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per ``b x b`` block: the pixel sum and the sum of squared differences of the
-    ``b * b / 2`` horizontal pixel pairs, as ``(H // b, W // b)`` arrays of ``dtype``.
+    """Per ``b x b`` block: the pixel sum, and the sum of squared differences of
+    horizontally neighbouring *column sums* (``b`` pixels tall), as ``(H // b, W // b)``
+    arrays of ``dtype``.
 
-    Pairs first (one pass over the image, converting on the fly), then column and row
-    block sums on the quarter-size arrays. Exact in float32 for integer data of <= 16 bits.
+    The ``b`` rows of each block row are added first (one pass over the image, converting
+    on the fly); all later work is on that ``1/b``-size array. For independent noise of
+    variance sigma^2 a column sum has variance ``b sigma^2`` and the difference of two
+    neighbouring ones ``2 b sigma^2``; there are ``b / 2`` such pairs per block. Exact in
+    float32 for integer data of <= 16 bits.
     """
-    e, o = x[:, 0::2], x[:, 1::2]
-    s = np.add(e, o, dtype=dtype)
-    d = np.subtract(o, e, dtype=dtype)
-    np.multiply(d, d, out=d)
-    outs = []
-    for a in (s, d):
-        c = a[:, 0::2] + a[:, 1::2] if b == 4 else a
-        r = c[0::b] + c[1::b]
+    h, w = x.shape
+    hb, wb = h // b, w // b
+    full = x[: hb * b]  # whole rows: a contiguous view of a C-contiguous image
+    if full.flags.c_contiguous:
+        rows = full.reshape(hb, b, w).sum(axis=1, dtype=dtype)[:, : wb * b]
+    else:
+        rows = np.add(full[0::b, : wb * b], full[1::b, : wb * b], dtype=dtype)
         for i in range(2, b):
-            r += c[i::b]
-        outs.append(r)
-    return outs[0], outs[1]
+            rows += full[i::b, : wb * b]
+    e, o = rows[:, 0::2], rows[:, 1::2]
+    pair = e + o
+    d = o - e
+    np.multiply(d, d, out=d)
+    if b == 2:
+        return pair, d
+    return pair[:, 0::2] + pair[:, 1::2], d[:, 0::2] + d[:, 1::2]
 
 
 def patch_structure(image: np.ndarray, grid: PatchGrid) -> Structure:
@@ -116,33 +125,32 @@ def patch_structure(image: np.ndarray, grid: PatchGrid) -> Structure:
     nb = grid.patch_size // b
     h, w = grid.image_shape
     hb, wb = h // b, w // b
-    x = img[: hb * b, : wb * b]
     with np.errstate(over="ignore", invalid="ignore"):
-        means, diff2 = _pair_sums(x, b)
+        means, diff2 = _pair_sums(img, b)
     if not (np.isfinite(means).all() and np.isfinite(diff2).all()):
-        means, diff2 = _pair_sums(x, b, np.float64)  # values near float32's range
+        means, diff2 = _pair_sums(img, b, np.float64)  # values near float32's range
     rb = np.minimum(np.round(grid.row_starts / b).astype(np.int64), hb - nb)
     cb = np.minimum(np.round(grid.col_starts / b).astype(np.int64), wb - nb)
     win = np.lib.stride_tricks.sliding_window_view
-    m = win(means, (nb, nb))[rb[:, None], cb[None, :]].astype(np.float64) / (b * b)
-    d2 = win(diff2, (nb, nb))[rb[:, None], cb[None, :]].astype(np.float64)
-    # b*b/2 pairs per block, each pair's squared difference ~ 2 sigma^2
-    sigma2 = d2.sum(axis=(-2, -1)) / (nb * nb * b * b)
+    m = win(means, (nb, nb))[rb[:, None], cb[None, :]]  # (rows, cols, nb, nb) block sums
+    d2 = win(diff2, (nb, nb))[rb[:, None], cb[None, :]]
+    # b/2 pairs of column sums per block, each squared difference ~ 2 b sigma^2
+    sigma2 = d2.sum(axis=(-2, -1), dtype=np.float64) / (nb * nb * b * b)
 
     # detrend the block means by a plane (centred coordinates: orthogonal projections)
-    c = np.arange(nb, dtype=np.float64) - (nb - 1) / 2.0
+    c = np.arange(nb, dtype=m.dtype) - (nb - 1) / 2.0
     cc = float(nb * (c * c).sum())
-    r = m - m.mean(axis=(-2, -1), keepdims=True)
-    gy = (r * c[:, None]).sum(axis=(-2, -1)) / cc
-    gx = (r * c[None, :]).sum(axis=(-2, -1)) / cc
+    r = m - m.mean(axis=(-2, -1), keepdims=True, dtype=np.float64).astype(m.dtype)
+    gy = np.einsum("...ij,i->...", r, c) / cc
+    gx = np.einsum("...ij,j->...", r, c) / cc
     r -= gy[..., None, None] * c[:, None] + gx[..., None, None] * c[None, :]
-    var_r = (r * r).sum(axis=(-2, -1)) / max(nb * nb - 3, 1)
-    flat = r.reshape(*r.shape[:2], -1)
-    k = flat.shape[-1] // 2
-    peak = flat.max(axis=-1) - np.partition(flat, k, axis=-1)[..., k]
+    r /= b * b  # block sums -> block means
+    var_r = np.einsum("...ij,...ij->...", r, r, dtype=np.float64) / max(nb * nb - 3, 1)
+    # brightest smoothed feature above the (zero) mean of the detrended block means
+    peak = r.max(axis=(-2, -1)).astype(np.float64)
 
     # float32 rounding floor: differences below this are zero, not signal
-    scale = max(float(np.abs(m).max(initial=0.0)), 1e-30)
+    scale = max(float(np.abs(means).max(initial=0.0)) / (b * b), 1e-30)
     tiny = (1e-6 * scale) ** 2
     var_r = np.where(var_r > tiny / (b * b), var_r, 0.0)
     peak = np.where(peak * peak > tiny, peak, 0.0)
