@@ -96,6 +96,8 @@ def cmd_zstack(args: argparse.Namespace) -> int:
                     print(f"{args.path}: {len(results)} stacks (series x time points); "
                           "one plot each", file=sys.stderr)
             plot_focus_curves(res, plot, title=Path(args.path).name + _tag(res.source))
+    if args.extract:
+        _extract(args, results)
     if args.json:
         # one stack: one object (as always); several series / time points: a list of them
         docs = [r.to_dict() for r in results]
@@ -108,6 +110,28 @@ def cmd_zstack(args: argparse.Namespace) -> int:
                       f"({c.name or '-'}, {c.stain}): best z index {c.best_z_index}"
                       + (f" = {c.best_z_um} µm" if c.best_z_um is not None else ""))
     return EXIT_OK
+
+
+def _extract(args: argparse.Namespace, results: list[Any]) -> None:
+    """``--extract``: best-focus substack(s) as ImageJ TIFF (napari_focusqa.outputs)."""
+    from napari_focusqa.outputs import extract_substack, write_substack
+    from napari_focusqa.pipeline import iter_images
+
+    for s, img in iter_images(args.path, series=args.series):
+        for res in (r for r in results if r.source.get("series") == s):
+            chans = [c.channel for c in res.channels]
+            ref = args.reference_channel
+            if ref is not None and ref not in chans:
+                raise CLIError(f"--reference-channel: {ref} is not an assessed channel {chans}")
+            sub = extract_substack(img.zcyx(res.source.get("t_index") or 0)[:, chans],
+                                   [c.best_z_index for c in res.channels], planes=args.planes,
+                                   reference_channel=None if ref is None else chans.index(ref))
+            out = Path(args.extract)
+            if len(results) > 1:
+                out = out.with_name(f"{out.name.split('.')[0]}{_tag(res.source)}{out.suffix}")
+            write_substack(out, sub, z_step_um=img.z_step_um, pixel_size_um=img.pixel_size_um,
+                           channel_names=[c.name for c in res.channels])
+            print(f"{out}: planes {sub.z_indices} (channels {chans})", file=sys.stderr)
 
 
 def _tag(source: dict[str, Any]) -> str:
@@ -223,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--channel", type=int, default=None, help="only this channel index")
     z.add_argument("--json", metavar="OUT")
     z.add_argument("--plot", metavar="PNG", help="SF-vs-z plot (PNG or SVG)")
+    z.add_argument("--extract", metavar="OUT.tif",
+                   help="save the best-focus substack (best plane per channel) as TIFF")
+    z.add_argument("--reference-channel", type=int, default=None, metavar="C",
+                   help="with --extract: use channel C's best plane for every channel")
+    z.add_argument("--planes", type=int, default=0, metavar="N",
+                   help="with --extract: keep N planes on each side of the best (default 0)")
     _add_t_series(z)
     z.set_defaults(func=cmd_zstack)
 
