@@ -108,7 +108,9 @@ def cmd_zstack(args: argparse.Namespace) -> int:
             for c in res.channels:
                 print(f"{tag.strip('_') + ' ' if tag else ''}channel {c.channel} "
                       f"({c.name or '-'}, {c.stain}): best z index {c.best_z_index}"
-                      + (f" = {c.best_z_um} µm" if c.best_z_um is not None else ""))
+                      + (f" = {c.best_z_um} µm" if c.best_z_um is not None else "")
+                      + f" (SF {c.best_z_index_sf}, model {c.best_z_index_model}, "
+                        f"confidence {c.best_z_confidence:.2f})")
     return EXIT_OK
 
 
