@@ -66,6 +66,7 @@ def record_dialog_run(
     checks: Sequence[bool | None] = (),
     done_marker: str = "FocusQA:",
     timeout: float = 300.0,
+    screenshot: str | None = None,
 ) -> dict[str, Any]:
     """Run ``command`` from its dialog as a user would, with the macro Recorder open.
 
@@ -73,7 +74,8 @@ def record_dialog_run(
     Xvfb: JPype allows one JVM per process), opens ``image``, starts ``command`` the way
     a menu click does (``ij.Executer``), fills the dialog's string, choice, numeric and
     check-box fields in their order (``None`` keeps a field's default), presses OK and
-    waits until the Log shows ``done_marker`` or a FocusQA error.
+    waits until the Log shows ``done_marker`` or a FocusQA error. ``screenshot``: save a
+    PNG of the filled dialog there (for the docs).
 
     Returns ``{"recorded": Recorder text, "log": Log text}``.
     """
@@ -109,6 +111,10 @@ def record_dialog_run(
         for i, v in enumerate(values):
             if v is not None:
                 setter(fields.get(i), v)
+    if screenshot:
+        time.sleep(1.0)  # let AWT paint the filled fields
+        shot = jimport("java.awt.Robot")().createScreenCapture(gd.getBounds())
+        jimport("javax.imageio.ImageIO").write(shot, "png", jimport("java.io.File")(screenshot))
     ActionEvent = jimport("java.awt.event.ActionEvent")  # noqa: N806
     gd.actionPerformed(ActionEvent(gd.getButtons()[0], ActionEvent.ACTION_PERFORMED, "OK"))
     log = ""

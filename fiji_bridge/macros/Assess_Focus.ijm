@@ -36,7 +36,7 @@ for (c = 1; c <= nc; c++) {
 	labels = Array.concat(labels, "Stain_c" + c); kinds = Array.concat(kinds, "choice");
 	defs = Array.concat(defs, "auto"); items = Array.concat(items, FQ_STAINS);
 }
-labels = Array.concat(labels, newArray("Results", "Patches", "Save", "Flatten", "Flatten_scale", "Keep"));
+labels = Array.concat(labels, newArray("Results (CSV)", "Patches (CSV)", "Save (TIFF with overlay)", "Flatten (PNG of this slice)", "Flatten_scale", "Keep (exchange files, for debugging)"));
 kinds = Array.concat(kinds, newArray("file", "file", "file", "file", "number", "check"));
 defs = Array.concat(defs, newArray("", "", "", "", "1", "0"));
 items = Array.concat(items, newArray("", "", "", "", "", ""));

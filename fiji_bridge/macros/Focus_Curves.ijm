@@ -30,7 +30,7 @@ for (c = 1; c <= nc; c++) {
 	labels = Array.concat(labels, "Stain_c" + c); kinds = Array.concat(kinds, "choice");
 	defs = Array.concat(defs, "auto"); items = Array.concat(items, FQ_STAINS);
 }
-labels = Array.concat(labels, newArray("Save", "Csv", "Keep"));
+labels = Array.concat(labels, newArray("Save (plot PNG)", "Csv (curves table)", "Keep (exchange files, for debugging)"));
 kinds = Array.concat(kinds, newArray("file", "file", "check"));
 defs = Array.concat(defs, newArray("", "", "0"));
 items = Array.concat(items, newArray("", "", ""));

@@ -33,7 +33,7 @@ function fqFlag(args, key) {
 }
 
 // The command's dialog; returns the values as strings (check boxes "1"/"0").
-// labels[i] is shown with '_' as a space; its lower-case form is the macro key
+// labels[i] is shown with '_' as a space; its first word in lower case is the macro key
 // (so run("Assess Focus", "model=none results=[a.csv]") fills the same fields and the
 // Recorder writes such a call). kinds: string, file, number, check or choice (items
 // separated by '|'). Without a dialog (runMacro(path, "key=value ...") or a batch run
@@ -45,7 +45,7 @@ function fqDialog(title, message, labels, kinds, defs, items) {
 	v = newArray(labels.length);
 	if (args != "" || (noOpts && is("batch mode"))) {
 		for (i = 0; i < labels.length; i++) {
-			key = toLowerCase(labels[i]);
+			key = fqKey(labels[i]);
 			if (kinds[i] == "check") {
 				v[i] = defs[i];
 				if (fqFlag(args, key)) v[i] = "1";
@@ -78,6 +78,13 @@ function fqDialog(title, message, labels, kinds, defs, items) {
 		} else v[i] = Dialog.getChoice();
 	}
 	return v;
+}
+
+// The macro key of a dialog label, as ImageJ derives it: the first word, lower case.
+function fqKey(label) {
+	i = indexOf(label, " ");
+	if (i > 0) label = substring(label, 0, i);
+	return toLowerCase(label);
 }
 
 // The Python FocusQA runs in: $FOCUSQA_PYTHON, else python= in plugins/FocusQA/focusqa.cfg
