@@ -26,11 +26,12 @@ STAIN_CLASSES = ("generic", "nucleus", "actin", "tubulin", "mitochondria", "memb
 PATCH = 84
 
 #: real in-focus images in ../shared/data: file, stain of each channel, split.
-#: BBBC006 is split by field (wells a08, a09 held out); the other files hold one field each
-#: and go to either side as a whole.
+#: BBBC006 is split by field: wells a08, a09 are the test split, a07 the validation split
+#: (runs are compared on it; the test split is only read for the final numbers); the other
+#: files hold one field each and go to one side as a whole.
 REAL_SOURCES: tuple[dict[str, Any], ...] = (
     {"file": "bbbc006_hoechst_infocus_9fields.tif", "stains": ["nucleus"], "fields": True,
-     "test_fields": [7, 8], "scales": [1]},
+     "test_fields": [7, 8], "val_fields": [6], "scales": [1]},
     {"file": "bian_bpae_3ch_infocus.tif", "stains": ["nucleus", "actin", "mitochondria"],
      "split": "train", "scales": [1, 2, 4]},
     {"file": "neubias_dapi_tubulin_2ch_infocus.tif", "stains": ["nucleus", "tubulin"],
@@ -92,8 +93,18 @@ def _downscale(img: np.ndarray, f: int) -> np.ndarray:
     return img[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
 
 
-def real_sources(split: str, data_dir: Path | None = None) -> list[Source]:
-    """Real in-focus channels of ``split`` ("train" or "test") from ``../shared/data``.
+def _field_split(spec: dict[str, Any], i: int, validation: bool) -> str:
+    if i in spec["test_fields"]:
+        return "test"
+    return "val" if validation and i in spec.get("val_fields", ()) else "train"
+
+
+def real_sources(split: str, data_dir: Path | None = None, validation: bool = True
+                 ) -> list[Source]:
+    """Real in-focus channels of ``split`` ("train", "val" or "test") from ``../shared/data``.
+
+    ``validation=False`` keeps the validation fields in the training split (the configs of
+    the first shipped models, which had no validation split).
 
     Returns an empty list when the folder is absent.
     """
@@ -112,7 +123,7 @@ def real_sources(split: str, data_dir: Path | None = None) -> list[Source]:
             fields = [
                 (f"{spec['file']}[field {i}]", spec["stains"][0], arr[i])
                 for i in range(arr.shape[0])
-                if (i in spec["test_fields"]) == (split == "test")
+                if _field_split(spec, i, validation) == split
             ]
         elif spec["split"] == split:
             fields = [
@@ -154,15 +165,16 @@ def procedural_sources(
 def collect_sources(cfg: dict[str, Any], split: str) -> list[Source]:
     """Sources named in a config's ``sources`` list ("procedural", "shared")."""
     names = cfg.get("sources", ["procedural"])
-    seed = int(cfg.get("seed", 0)) + (0 if split == "train" else 100_000)
+    seed = int(cfg.get("seed", 0)) + {"train": 0, "test": 100_000, "val": 200_000}[split]
     out: list[Source] = []
     if "procedural" in names:
-        n = int(cfg.get("procedural_per_stain", 8) if split == "train"
-                else cfg.get("procedural_per_stain_test", 3))
+        n = int({"train": cfg.get("procedural_per_stain", 8),
+                 "test": cfg.get("procedural_per_stain_test", 3),
+                 "val": cfg.get("procedural_per_stain_val", 2)}[split])
         size = int(cfg.get("procedural_size", 384))
         out += procedural_sources(n, seed, (size, size))
     if "shared" in names:
-        real = real_sources(split)
+        real = real_sources(split, validation=bool(cfg.get("validation_split", False)))
         if not real and os.environ.get("FOCUSQA_REQUIRE_SHARED_DATA") == "1":
             raise FileNotFoundError("../shared/data is required (FOCUSQA_REQUIRE_SHARED_DATA=1)")
         if not real:
@@ -208,7 +220,9 @@ class PatchSet:
     fg : ndarray
         bool, the in-focus patch contains structure (>= 3 % pixels above 0.15).
     source : ndarray
-        int64 index of the source image (for per-field analysis).
+        int64 index of the source image (for per-field analysis; -1 for noise patches).
+    kind : ndarray or None
+        int64 index into :data:`napari_focusqa.training.mixdata.KINDS` (None: all widefield).
     """
 
     x: np.ndarray
@@ -217,6 +231,11 @@ class PatchSet:
     stain: np.ndarray
     fg: np.ndarray
     source: np.ndarray
+    kind: np.ndarray | None = None
+
+    def kinds(self) -> np.ndarray:
+        """``kind`` (zeros = widefield when absent)."""
+        return np.zeros(len(self), np.int64) if self.kind is None else self.kind
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

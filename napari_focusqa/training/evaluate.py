@@ -82,3 +82,38 @@ def distance_metrics(pred: np.ndarray, conf: np.ndarray, true: np.ndarray) -> di
         out["confident_fraction"] = round(float(hi.mean()), 4)
         out["confident_mean_focus_error_dof"] = round(float(err[hi].mean()), 4)
     return out
+
+
+def kind_metrics(probs: np.ndarray, ps: Any, in_focus_max_level: int = 1,
+                 far_level: int = 3) -> dict[str, Any]:
+    """Per modality (``ps.kind``, see ``mixdata.KINDS``): level metrics of patches with
+    structure, the rate at which far planes (true level >= ``far_level``, i.e. >= 3 DoF
+    at the default optics) are called in focus (argmax <= ``in_focus_max_level``), overall
+    and with certainty >= 0.5, and mean certainty; for noise patches (no level) the
+    in-focus call rates and the certainty."""
+    from napari_focusqa.core.assess import certainty
+    from napari_focusqa.training.mixdata import KINDS
+
+    out: dict[str, Any] = {}
+    kind = ps.kinds()
+    cert = certainty(probs)
+    pred = probs.argmax(axis=1)
+    called = pred <= in_focus_max_level
+    for k in np.unique(kind):
+        m = kind == k
+        name = KINDS[int(k)]
+        r: dict[str, Any] = {"n": int(m.sum()), "mean_certainty": round(float(cert[m].mean()), 4),
+                             "in_focus_rate": round(float(called[m].mean()), 4)}
+        if name != "noise":
+            fm = m & ps.fg
+            mm = level_metrics(probs[fm], ps.level[fm])
+            mm.pop("confusion", None)
+            r["foreground"] = mm
+            far = m & (ps.level >= far_level)
+            r["far_in_focus_rate"] = round(float(called[far].mean()), 4) if far.any() else None
+            r["far_in_focus_confident_rate"] = round(
+                float((called & (cert >= 0.5))[far].mean()), 4) if far.any() else None
+        else:
+            r["in_focus_confident_rate"] = round(float((called & (cert >= 0.5))[m].mean()), 4)
+        out[name] = r
+    return out

@@ -222,7 +222,9 @@ def rps_loss(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     probs : Tensor
         ``(N, K)`` predicted probabilities.
     target : Tensor
-        ``(N,)`` int64 true class.
+        ``(N,)`` int64 true class; ``-1`` means "no level defined" (background / pure
+        noise): the target is then the uniform distribution (CDF ``(k+1)/K``), whose RPS
+        is minimised by predicting the uniform distribution (maximum entropy, certainty 0).
 
     Returns
     -------
@@ -231,7 +233,10 @@ def rps_loss(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     k = probs.shape[1]
     cdf = torch.cumsum(probs, dim=1)[:, :-1]
-    true_cdf = (torch.arange(k - 1, device=probs.device)[None] >= target[:, None]).to(probs.dtype)
+    ar = torch.arange(k - 1, device=probs.device)[None]
+    true_cdf = (ar >= target[:, None]).to(probs.dtype)
+    uniform = ((ar + 1).to(probs.dtype) / k).expand_as(true_cdf)
+    true_cdf = torch.where((target < 0)[:, None], uniform, true_cdf)
     return ((cdf - true_cdf) ** 2).sum(dim=1).mean()
 
 

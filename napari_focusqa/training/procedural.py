@@ -171,6 +171,35 @@ def puncta(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     return _psf_blur(img, rng)
 
 
+def sparse(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Sparse objects on a dark field: sub-resolution spots, beads (0.5-3 px discs) and
+    puncta clusters, 0.02-1 % of the pixels occupied, most of the field empty."""
+    h, w = shape
+    img = np.zeros(shape, np.float32)
+    n_spots = int(rng.integers(3, max(4, int(h * w * rng.uniform(2e-5, 1e-3)))))
+    if rng.random() < 0.5:  # clustered (puncta in a few cells) or uniform (beads on glass)
+        pts = _cells(rng, shape, n_spots)
+    else:
+        pts = rng.uniform((0, 0), (h - 1, w - 1), size=(n_spots, 2))
+    _splat(img, pts[:, 0], pts[:, 1], rng.uniform(0.3, 1.0, n_spots) * rng.uniform(1.0, 4.0))
+    n_beads = int(rng.integers(0, 12))
+    if n_beads:
+        yy, xx = np.mgrid[0:h, 0:w]
+        for cy, cx in rng.uniform((0, 0), (h - 1, w - 1), size=(n_beads, 2)):
+            r = rng.uniform(0.5, 3.0)
+            img += rng.uniform(0.5, 1.5) * ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r)
+    return _psf_blur(img, rng)
+
+
+def generate_sparse(rng: np.random.Generator, shape: tuple[int, int] = (384, 384)) -> np.ndarray:
+    """One in-focus sparse image (:func:`sparse`), brightest objects about 1, background
+    0-1 % of that."""
+    img = sparse(rng, shape)
+    img = img / (img.max() + 1e-6) * rng.uniform(0.5, 1.0)
+    bg = rng.uniform(0.0, 0.01) * (1.0 + 0.3 * _smooth_noise(rng, shape, 40.0))
+    return np.clip(img + np.clip(bg, 0, None), 0, None).astype(np.float32)
+
+
 GENERATORS: dict[str, Callable[[np.random.Generator, tuple[int, int]], np.ndarray]] = {
     "nucleus": nuclei,
     "actin": actin,

@@ -105,20 +105,39 @@ def z_grid(cfg: dict[str, Any], split: str) -> list[float]:
     zmax = float(cfg["distance"]["z_max_dof"])
     step = float(cfg["distance"]["z_step_dof"])
     # the test grid sits half-way between training values: unseen defocus distances
-    start = -zmax + (step / 2 if split == "test" else 0.0)
+    start = -zmax + (step / 2 if split != "train" else 0.0)
     g = np.arange(start, zmax + 1e-9, step)
     return [float(v * o.dof_um) for v in g]
 
 
-def build_set(cfg: dict[str, Any], split: str) -> D.PatchSet:
-    """Deterministic defocused patch set of ``split`` ("train" / "test")."""
+def build_set(cfg: dict[str, Any], split: str, mix: bool = True) -> D.PatchSet:
+    """Deterministic defocused patch set of ``split`` ("train" / "val" / "test").
+
+    The widefield part comes first and is the same with or without ``cfg["mix"]``; with a
+    ``mix`` section (and ``mix=True``) the sectioned / sparse / noise patches of
+    :func:`napari_focusqa.training.mixdata.make_mixed_set` follow, marked by ``kind``.
+    """
     sources = D.collect_sources(cfg, split)
     noise = NoiseModel(tuple(cfg["noise"]["photons"]), tuple(cfg["noise"]["gain"]),
                        tuple(cfg["noise"]["offset"]), float(cfg["noise"]["read_noise"]))
     per = int(cfg["per_level"] if split == "train" else cfg["per_level_test"])
-    seed = int(cfg["seed"]) * 7919 + (1 if split == "train" else 2)
-    return D.make_patch_set(sources, z_grid(cfg, split), optics_of(cfg), per, seed,
+    seed = int(cfg["seed"]) * 7919 + {"train": 1, "test": 2, "val": 3}[split]
+    base = D.make_patch_set(sources, z_grid(cfg, split), optics_of(cfg), per, seed,
                             cfg["normalisation"], noise, random_sign=False)
+    mc = cfg.get("mix")
+    if not (mix and mc) or cfg["task"] == "distance":
+        return base
+    from napari_focusqa.training import mixdata
+
+    train = split == "train"
+    size = int(cfg.get("procedural_size", 384))
+    sparse = mixdata.sparse_sources(int(mc["sparse_images"] if train else mc["sparse_images_test"]),
+                                    seed, (size, size))
+    extra = mixdata.make_mixed_set(
+        sources, sparse, z_grid(cfg, split), optics_of(cfg),
+        int(mc["per_level"] if train else mc["per_level_test"]), seed, cfg["normalisation"], noise,
+        int(mc["noise_patches"] if train else mc["noise_patches_test"]))
+    return mixdata.concat(base, extra)
 
 
 def make_net(cfg: dict[str, Any]) -> torch.nn.Module:
@@ -183,7 +202,18 @@ def train(cfg: dict[str, Any], train_set: D.PatchSet, log: Any = print,
     torch.manual_seed(int(cfg["seed"]))
     torch.set_num_threads(int(cfg["threads"]))
     gen = torch.Generator().manual_seed(int(cfg["seed"]))
-    net = make_net(cfg).to(memory_format=torch.channels_last)
+    net = make_net(cfg)
+    if cfg.get("init_from"):  # fine-tune a shipped model (weights read back from its ONNX)
+        from napari_focusqa.training.warmstart import load_onnx_into
+
+        src = Path(cfg["init_from"])
+        src = src if src.is_absolute() else REPO / src
+        pick = torch.randint(0, len(train_set), (2048,), generator=gen)
+        load_onnx_into(net, src, torch.from_numpy(train_set.x[pick.numpy()]).float()[:, None],
+                       torch.from_numpy(train_set.stain[pick.numpy()])
+                       if cfg["arch"] == "stain" else None)
+        log(f"[train] warm start from {src}")
+    net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]),
                             weight_decay=float(cfg["weight_decay"]), fused=True)
     x_all = torch.from_numpy(train_set.x)
@@ -281,8 +311,16 @@ def evaluate_set(cfg: dict[str, Any], onnx_path: Path, ps: D.PatchSet, threads: 
     res: dict[str, Any] = {}
     from napari_focusqa.core.assess import certainty
 
+    kind = ps.kinds()
+    wide = kind == 0
+    full = ps
+    ps = D.PatchSet(ps.x[wide], ps.level[wide], ps.z[wide], ps.stain[wide], ps.fg[wide],
+                    ps.source[wide])
+    fg = ps.fg
     for vname, st in variants.items():
-        p = predict_onnx(onnx_path, ps, task, stain=st, threads=threads)["probabilities"]
+        p_all = predict_onnx(onnx_path, full, task, stain=None if st is None
+                             else np.zeros_like(full.stain), threads=threads)["probabilities"]
+        p = p_all[wide]
         r: dict[str, Any] = {
             "foreground": E.level_metrics(p[fg], ps.level[fg]),
             "all": E.level_metrics(p, ps.level),
@@ -297,6 +335,8 @@ def evaluate_set(cfg: dict[str, Any], onnx_path: Path, ps: D.PatchSet, threads: 
             mm.pop("confusion", None)
             per[str(names[s])] = mm
         r["per_stain"] = per
+        if (~wide).any():
+            r["by_kind"] = E.kind_metrics(p_all, full, int(cfg["in_focus_max_level"]))
         if vname:
             res[vname] = r
         else:
@@ -356,13 +396,18 @@ def build_card(cfg: dict[str, Any], net: torch.nn.Module, info: dict[str, Any],
             if task != "distance" else {"z_max_dof": cfg["distance"]["z_max_dof"],
                                         "z_step_dof": cfg["distance"]["z_step_dof"]},
             "psf": "Born-Wolf (Yang et al. 2018), Gauss-Legendre quadrature, pixel-integrated",
+            "mix": cfg.get("mix"),
             "noise": cfg["noise"],
             "split": "held-out by field: BBBC006 wells a08/a09, HeLa and NEUBIAS 3-channel "
-            "images, procedural seeds + 100000",
+            "images, procedural seeds + 100000"
+            + ("; validation: BBBC006 well a07, procedural seeds + 200000"
+               if cfg.get("validation_split") else ""),
         },
         "training": {
             "config": os.path.relpath(cfg.get("config_path", ""), REPO) if cfg.get("config_path") else None,
-            "command": f"focusqa-train {cfg['id']} --steps {info['steps']}",
+            "command": f"focusqa-train {Path(cfg.get('config_path') or cfg['id']).stem} "
+            f"--steps {info['steps']}",
+            "init_from": cfg.get("init_from"),
             "seed": int(cfg["seed"]),
             "steps": info["steps"],
             "wall_clock_s": info["wall_clock_s"],
@@ -387,14 +432,21 @@ def run(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
         out_dir = REPO / out_dir
     log(f"[data] building training set for {cfg['id']} from {cfg['sources']}")
     train_set = build_set(cfg, "train")
-    test_set = build_set(cfg, "test")
-    log(f"[data] {len(train_set)} train / {len(test_set)} test patches in {time.time() - t0:.0f}s "
-        f"(foreground {train_set.fg.mean():.2f})")
+    val_set = build_set(cfg, "val") if cfg.get("validation_split") else None
+    log(f"[data] {len(train_set)} train / {len(val_set) if val_set else 0} validation patches "
+        f"in {time.time() - t0:.0f}s (foreground {train_set.fg.mean():.2f})")
     net, info = train(cfg, train_set, log)
     onnx_name = f"{cfg['id']}.onnx"
     onnx_path = export_onnx(cfg["task"], net, out_dir / onnx_name)
+    val = evaluate_set(cfg, onnx_path, val_set, threads=int(cfg["threads"])) if val_set else None
+    if val is not None:
+        log(f"[val] {json.dumps(headline(cfg, val))}")
+    # the test split is read once, after training, for the card
+    test_set = build_set(cfg, "test")
     metrics = evaluate_set(cfg, onnx_path, test_set, threads=int(cfg["threads"]))
     card = build_card(cfg, net, info, train_set, metrics, onnx_name)
+    if val is not None:
+        card["metrics"]["validation_synthetic"] = val
     path = save_card(card, out_dir)
     if cfg.get("save_state"):
         torch.save(net.state_dict(), Path(cfg["save_state"]))

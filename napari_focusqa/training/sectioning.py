@@ -1,0 +1,158 @@
+"""Optically sectioned forward models (confocal, spinning disk, light-sheet), the
+point-scanning detector and structure-free (background / pure-noise) patches.
+
+Widefield (``simulate.py``): a thin fluorescent layer at defocus ``z`` is blurred by a PSF
+of unit integral at every ``z``, so a defocused plane is a blurred copy of the in-focus one.
+
+Confocal: the illumination spot is the excitation PSF ``h_exc`` (wavelength
+``lambda_exc``), the detection path the emission PSF ``h_em`` seen through a pinhole ``P``
+of diameter ``pinhole_au`` Airy units (projected into the sample). The effective 2D kernel
+of a thin layer at defocus ``z`` is
+
+.. math::  h_{conf}(r, z) = h_{exc}(r, z)\\,\\bigl(h_{em}(\\cdot, z) \\ast P\\bigr)(r)
+
+normalised so that the *in-focus* kernel sums to 1. Its integral falls with ``|z|``
+(optical sectioning, about ``1/z^2`` for a small pinhole): far planes receive only a
+fraction of the in-focus light. A spinning disk adds pinhole cross-talk: a fraction
+``crosstalk`` of the widefield image.
+
+Light-sheet: widefield detection (Born–Wolf emission PSF) of a layer illuminated by a
+Gaussian sheet of full width at half maximum ``sheet_fwhm_um`` centred on the detection
+focal plane, so a layer at defocus ``z`` is blurred *and* attenuated by
+``exp(-4 ln2 z^2 / FWHM^2)``.
+
+Point-scanning detector (PMT/HyD): ``raw = clip(gain * Poisson(photons * clean + dark) +
+offset + N(0, read), 0)``, with an offset that is often negative, so that pixels without
+photons are exactly 0 and single photons appear as isolated bright speckles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import signal
+
+from napari_focusqa.training.simulate import Optics, psf_kernel, sample_log_uniform
+
+#: noise-only patch types (targets are uniform: no defocus level is defined)
+NOISE_TYPES = ("constant", "poisson", "gaussian", "speckle")
+
+
+def _kernel_size(z_um: float, optics: Optics) -> int:
+    size = int(np.ceil(1.4 * optics.blur_diameter_px(z_um) + 12))
+    return size + 1 - size % 2
+
+
+def pinhole_disc(diameter_px: float, size: int, oversample: int = 5) -> np.ndarray:
+    """Pixel-averaged disc of ``diameter_px`` (unit sum, ``size`` x ``size``)."""
+    sub = (np.arange(size * oversample) + 0.5) / oversample - size / 2.0
+    yy, xx = np.meshgrid(sub, sub, indexing="ij")
+    d = (np.hypot(yy, xx) <= max(diameter_px, 0.5) / 2.0).astype(np.float64)
+    d = d.reshape(size, oversample, size, oversample).mean(axis=(1, 3))
+    return d / d.sum()
+
+
+def _raw_confocal(z_um: float, optics: Optics, pinhole_au: float, exc_ratio: float,
+                  size: int) -> np.ndarray:
+    exc = psf_kernel(z_um, replace(optics, wavelength_um=optics.wavelength_um * exc_ratio), size)
+    em = psf_kernel(z_um, optics, size)
+    ph = pinhole_disc(pinhole_au * optics.airy_diameter_px, size)
+    det = signal.fftconvolve(em, ph, mode="same")
+    return np.clip(exc * det, 0.0, None)
+
+
+def confocal_kernel(z_um: float, optics: Optics, pinhole_au: float = 1.0,
+                    exc_ratio: float = 0.9, size: int | None = None) -> np.ndarray:
+    """Confocal 2D kernel of a thin layer at defocus ``z_um``.
+
+    Normalised so that the in-focus (``z = 0``) kernel sums to 1; the sum at ``z`` is the
+    fraction of the in-focus signal that reaches the detector (<= 1, falling with ``|z|``).
+
+    Parameters
+    ----------
+    z_um : float
+        Defocus (um).
+    optics : Optics
+        Emission optics (``wavelength_um`` is the emission wavelength).
+    pinhole_au : float
+        Pinhole diameter in Airy units (1 AU = ``optics.airy_diameter_px``).
+    exc_ratio : float
+        Excitation / emission wavelength ratio (Stokes shift), < 1.
+    size : int, optional
+        Odd kernel side in pixels (default covers the widefield blur at ``z_um``).
+    """
+    size = size or _kernel_size(z_um, optics)
+    k = _raw_confocal(z_um, optics, pinhole_au, exc_ratio, size)
+    k0 = _raw_confocal(0.0, optics, pinhole_au, exc_ratio, _kernel_size(0.0, optics))
+    return k / k0.sum()
+
+
+def sheet_attenuation(z_um: float, fwhm_um: float) -> float:
+    """Relative illumination of a layer ``z_um`` from the centre of a Gaussian light sheet."""
+    return float(np.exp(-4.0 * np.log(2.0) * (z_um / fwhm_um) ** 2))
+
+
+def lightsheet_kernel(z_um: float, optics: Optics, fwhm_um: float) -> np.ndarray:
+    """Widefield detection PSF at ``z_um`` scaled by the sheet profile (sum = attenuation)."""
+    return psf_kernel(z_um, optics) * sheet_attenuation(z_um, fwhm_um)
+
+
+@dataclass(frozen=True)
+class DetectorModel:
+    """Point-scanning detector (PMT / HyD): gain, signed offset, dark counts, clipped at 0.
+
+    ``raw = clip(gain * Poisson(photons * clean + dark) + offset + N(0, read * gain), 0)``
+    with ``photons``, ``gain`` and ``dark`` log-uniform and ``offset`` uniform in
+    ``offset_frac * gain`` per patch. A negative offset makes photon-free pixels exactly 0.
+    """
+
+    photons: tuple[float, float] = (3.0, 300.0)
+    gain: tuple[float, float] = (2.0, 200.0)
+    offset_frac: tuple[float, float] = (-1.0, 0.3)
+    dark: tuple[float, float] = (0.002, 0.3)
+    read: tuple[float, float] = (0.02, 0.4)
+
+    def apply(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Raw detector values for ``(N, H, W)`` clean patches (float32, >= 0)."""
+        n = clean.shape[0]
+        shape = (n,) + (1,) * (clean.ndim - 1)
+        ph = sample_log_uniform(rng, *self.photons, size=n).reshape(shape)
+        gain = sample_log_uniform(rng, *self.gain, size=n).reshape(shape)
+        dark = sample_log_uniform(rng, *self.dark, size=n).reshape(shape)
+        read = sample_log_uniform(rng, *self.read, size=n).reshape(shape)
+        off = rng.uniform(*self.offset_frac, size=n).reshape(shape) * gain
+        counts = rng.poisson(np.clip(clean, 0.0, None) * ph + dark).astype(np.float32)
+        raw = gain * counts + off + rng.standard_normal(clean.shape) * read * gain
+        return np.clip(raw, 0.0, 65535.0).astype(np.float32)
+
+
+def noise_patches(n: int, rng: np.random.Generator, p: int = 84) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` raw structure-free patches and their type index into :data:`NOISE_TYPES`.
+
+    constant: a flat level (optionally with tiny read noise); poisson: Poisson photon noise
+    on a flat level plus camera offset; gaussian: Gaussian noise on an offset; speckle: the
+    point-scanning detector on an empty field (mostly exact zeros, sparse photon events).
+    """
+    kinds = rng.integers(0, len(NOISE_TYPES), n)
+    out = np.empty((n, p, p), np.float32)
+    for i, t in enumerate(kinds):
+        name = NOISE_TYPES[int(t)]
+        if name == "constant":
+            v = float(sample_log_uniform(rng, 1.0, 5e4))
+            img = np.full((p, p), v, np.float32)
+            if rng.random() < 0.5:
+                img = img + rng.normal(0.0, 0.5, (p, p)).astype(np.float32)
+        elif name == "poisson":
+            lam = float(sample_log_uniform(rng, 0.05, 3000.0))
+            gain = float(sample_log_uniform(rng, 0.2, 5.0))
+            off = float(sample_log_uniform(rng, 1.0, 1000.0))
+            img = gain * rng.poisson(lam, (p, p)).astype(np.float32) + off
+        elif name == "gaussian":
+            off = float(sample_log_uniform(rng, 1.0, 1000.0))
+            sd = float(sample_log_uniform(rng, 0.5, 200.0))
+            img = rng.normal(off, sd, (p, p)).astype(np.float32)
+        else:
+            img = DetectorModel().apply(np.zeros((1, p, p), np.float32), rng)[0]
+        out[i] = np.clip(img, 0.0, 65535.0)
+    return out, kinds
