@@ -1,22 +1,28 @@
-"""Accuracy and speed of the shipped focus models (prints tables, writes JSON).
+"""Accuracy and speed of the shipped focus models: checks the numbers in the model cards.
 
-1. Held-out synthetic defocus of held-out real images (split by field) and held-out
-   procedural images: exact / within-one accuracy, ECE, confusion matrix, per stain, whole
-   images; the stain ablation (fqa-levels vs fqa-stain without / with the stain); the
-   distance model's focus error, fraction within the DoF and wrong-direction rate.
-2. Real focal stacks in ../shared/data: Spearman correlation of the predicted (expected)
+1. Held-out synthetic defocus (test split, by field: BBBC006 wells a08/a09, HeLa, NEUBIAS
+   3-channel, held-out procedural seeds): exact / within-one accuracy, ECE, confusion
+   matrix, per stain; for models trained with the sectioned mix also per modality
+   (confocal, spinning disk, light-sheet, sparse, noise patches).
+2. Whole fields: every held-out field defocused as one image and assessed by
+   ``napari_focusqa.core.assess.assess_image`` (the core's own patch grid and aggregate),
+   widefield and confocal (1 AU, point-scanning detector), plus noise frames.
+3. Real focal stacks in ../shared/data: Spearman correlation of the predicted (expected)
    level with |z - z_best| and the best-slice error, next to SF and PLLS.
-3. Inference time on a 2048 x 2048 image (625 patches) with onnxruntime, 1 and 2 threads,
-   next to the Yang et al. architecture.
+4. Inference time on a 2048 x 2048 image (625 patches) with onnxruntime, 1 and 2 threads
+   (machine-dependent: written to the cards for information, never checked).
 
 Usage::
 
-    python benchmarks/bench_accuracy.py [--out runs/bench_accuracy.json] [--update-cards]
-        [--skip-synthetic] [--skip-real] [--skip-speed]
+    python benchmarks/bench_accuracy.py                 # check: exit 1 on drift
+    python benchmarks/bench_accuracy.py --write-cards   # recompute and write the cards
 
-``--update-cards`` copies the real-stack and speed numbers into ``models/<id>.json``
-(the held-out synthetic numbers there were written by training with the same code and
-are checked for equality here).
+Check mode (default) recomputes 1-3 and compares them with ``metrics.heldout_synthetic``,
+``metrics.whole_field`` and ``metrics.real_stacks`` of every card in ``models/``: every
+rate / ECE / Spearman must agree within ``--tolerance`` (default 0.005 absolute), counts
+exactly, confusion-matrix cells within 2 (onnxruntime round-off can flip a near-tie). A
+missing or drifted number makes the exit status 1. Writing card numbers is the separate
+``--write-cards`` step; a run never checks numbers it has just written.
 """
 
 from __future__ import annotations
@@ -92,7 +98,7 @@ def config_of(card: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- 1. held-out synthetic -------------------------------------------------------------
-def synthetic(card_paths: dict[str, Path]) -> dict[str, Any]:
+def synthetic(card_paths: dict[str, Path]) -> dict[str, Any]:  # noqa: C901
     from napari_focusqa.training.train import build_set, evaluate_set
 
     cache: dict[str, Any] = {}
@@ -104,34 +110,56 @@ def synthetic(card_paths: dict[str, Path]) -> dict[str, Any]:
             from napari_focusqa.training.train import load_config
 
             cfg = load_config("fqa-levels")
-        key = json.dumps({k: cfg[k] for k in ("task", "sources", "seed", "per_level_test",
-                                              "procedural_per_stain_test", "procedural_size",
-                                              "optics", "levels", "distance", "normalisation",
-                                              "noise")}, sort_keys=True)
+        key = json.dumps({k: cfg.get(k) for k in ("task", "sources", "seed", "per_level_test",
+                                                  "procedural_per_stain_test", "procedural_size",
+                                                  "optics", "levels", "distance", "normalisation",
+                                                  "noise", "mix")}, sort_keys=True)
         if key not in cache:
             t = time.time()
             cache[key] = build_set(cfg, "test")
             print(f"[synthetic] test set for {mid}: {len(cache[key])} patches "
                   f"({time.time() - t:.0f}s)", flush=True)
         onnx_path = cp.parent / card["onnx"]
-        m = evaluate_set(cfg, onnx_path, cache[key], threads=int(cfg["threads"]))
-        res[mid] = m
-        stored = card.get("metrics", {}).get("heldout_synthetic")
-        res[mid]["matches_card"] = _same(stored, m) if mid != "fqa-levels-procedural" else None
+        res[mid] = evaluate_set(cfg, onnx_path, cache[key], threads=int(cfg["threads"]))
     return res
 
 
-def _same(a: Any, b: Any, tol: float = 1e-3) -> bool:
-    """Card metrics equal the recomputed ones (numbers within ``tol``: float32 round-off in
-    onnxruntime can move the 4th decimal of a rounded metric)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = (set(a) | set(b)) - {"matches_card"}
-        return all(k in a and k in b and _same(a[k], b[k], tol) for k in keys)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y, tol) for x, y in zip(a, b))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return bool(abs(a - b) <= tol or (a != a and b != b))
-    return a == b
+def drift(stored: Any, fresh: Any, tol: float, path: str = "") -> list[str]:
+    """Differences between card numbers and recomputed ones (empty list: no drift).
+
+    Floats must agree within ``tol`` (absolute), ints exactly except confusion-matrix
+    cells (within 2), strings/None exactly; a key missing on either side is a difference.
+    """
+    if isinstance(stored, dict) and isinstance(fresh, dict):
+        out: list[str] = []
+        for k in sorted(set(stored) | set(fresh)):
+            p = f"{path}.{k}" if path else str(k)
+            if k not in stored:
+                out.append(f"{p}: missing in card (fresh {_short(fresh[k])})")
+            elif k not in fresh:
+                out.append(f"{p}: in card ({_short(stored[k])}) but not recomputed")
+            else:
+                out += drift(stored[k], fresh[k], tol, p)
+        return out
+    if isinstance(stored, list) and isinstance(fresh, list):
+        if len(stored) != len(fresh):
+            return [f"{path}: length {len(stored)} in card, {len(fresh)} fresh"]
+        return [d for i, (a, b) in enumerate(zip(stored, fresh)) for d in drift(a, b, tol, f"{path}[{i}]")]
+    num = (int, float)
+    if isinstance(stored, num) and isinstance(fresh, num) and not isinstance(stored, bool):
+        if isinstance(stored, int) and isinstance(fresh, int):
+            lim = 2 if ".confusion" in path else 0
+        else:
+            lim = tol
+        if stored != stored and fresh != fresh:  # both NaN
+            return []
+        return [] if abs(stored - fresh) <= lim else [f"{path}: card {stored}, fresh {fresh}"]
+    return [] if stored == fresh else [f"{path}: card {_short(stored)}, fresh {_short(fresh)}"]
+
+
+def _short(v: Any) -> str:
+    t = json.dumps(v)
+    return t if len(t) <= 60 else t[:57] + "..."
 
 
 def print_synthetic(res: dict[str, Any]) -> None:
@@ -149,11 +177,25 @@ def print_synthetic(res: dict[str, Any]) -> None:
             rows.append([mid + suffix, f["n"], f["accuracy"], f["within_1"], f["ece"],
                          a["accuracy"], a["within_1"], v["images"]["accuracy"],
                          v["images"]["within_1"], v["certainty_foreground"],
-                         v["certainty_background"], m.get("matches_card")])
+                         v["certainty_background"]])
     print("\nHeld-out synthetic defocus (patches with structure = 'fg'; images = certainty-"
           "weighted aggregate per field and level)")
     print(table(rows, ["model", "n fg", "fg exact", "fg ±1", "fg ECE", "all exact", "all ±1",
-                       "img exact", "img ±1", "cert fg", "cert bg", "= card"]))
+                       "img exact", "img ±1", "cert fg", "cert bg"]))
+    rows = []
+    for mid, m in res.items():
+        for suffix, v in ({"": m} if "by_kind" in m else
+                          {" (with stain)": m.get("with_stain") or {}}).items():
+            for kind, r in (v.get("by_kind") or {}).items():
+                f = r.get("foreground") or {}
+                rows.append([mid + suffix, kind, r["n"], f.get("within_1"), f.get("ece"),
+                             r.get("far_in_focus_rate"), r.get("far_in_focus_confident_rate"),
+                             r.get("in_focus_rate"), r["mean_certainty"]])
+    if rows:
+        print("\nHeld-out synthetic by modality (far = true level >= 3, i.e. >= 3 DoF; "
+              "'in focus' = argmax <= in_focus_max_level; confident = certainty >= 0.5)")
+        print(table(rows, ["model", "kind", "n", "fg ±1", "fg ECE", "far in-focus",
+                           "far in-focus conf.", "in-focus rate", "certainty"]))
     # per stain
     stains: list[str] = []
     cols: dict[str, dict[str, Any]] = {}
@@ -191,7 +233,7 @@ def print_synthetic(res: dict[str, Any]) -> None:
                            "wrong dir", "conf"]))
         print(f"confident (>= 0.5) fraction {d['foreground'].get('confident_fraction')}, their "
               f"mean FE {d['foreground'].get('confident_mean_focus_error_dof')}; background mean "
-              f"confidence {d.get('background_mean_confidence')}; = card: {d.get('matches_card')}")
+              f"confidence {d.get('background_mean_confidence')}")
 
 
 # --- 2. real focal stacks --------------------------------------------------------------
@@ -344,46 +386,141 @@ def print_speed(res: dict[str, Any]) -> None:
     print(table(rows, ["model", "patches", "ORT 1 thread", "ORT 2 threads", "core e2e 2 thr"]))
 
 
-def update_cards(card_paths: dict[str, Path], out: dict[str, Any]) -> None:
+# --- whole fields through the core ------------------------------------------------------
+def whole_fields(card_paths: dict[str, Path]) -> dict[str, Any]:
+    from napari_focusqa.training import data as D
+    from napari_focusqa.training.fields import whole_field_metrics
+    from napari_focusqa.training.simulate import NoiseModel
+    from napari_focusqa.training.train import optics_of, z_grid
+
+    res: dict[str, Any] = {}
     for mid, cp in card_paths.items():
-        if mid == "fqa-levels-procedural":
+        card = json.loads(cp.read_text())
+        if card["task"] == "distance" or mid not in SHIPPED:
+            continue
+        cfg = config_of(card)
+        t = time.time()
+        nz = cfg["noise"]
+        camera = NoiseModel(tuple(nz["photons"]), tuple(nz["gain"]), tuple(nz["offset"]),
+                            float(nz["read_noise"]))
+        model = load_model(cp, threads=2)
+        sources = D.collect_sources(cfg, "test")
+        variants = {"": False} if card["task"] == "levels" else {"without_stain": False,
+                                                                   "with_stain": True}
+        r: dict[str, Any] = {}
+        for vname, ws in variants.items():
+            m = whole_field_metrics(model, sources, z_grid(cfg, "test"), optics_of(cfg), camera,
+                                    int(cfg["seed"]), with_stain=ws)
+            if vname:
+                r[vname] = m
+            else:
+                r = m
+        res[mid] = r
+        print(f"[whole fields] {mid}: {len(sources)} fields ({time.time() - t:.0f}s)", flush=True)
+    return res
+
+
+def print_whole(res: dict[str, Any]) -> None:
+    rows = []
+    for mid, r in res.items():
+        for vname, v in ({"": r} if "widefield" in r else r).items():
+            name = f"{mid} ({vname})" if vname else mid
+            for kind in ("widefield", "confocal"):
+                k = v[kind]
+                rows.append([name, kind, k["n_fields"], k["accuracy"], k["within_1"], k["ece"],
+                             k["far_in_focus_rate"], k["mean_certainty"]])
+            nz = v["noise"]
+            rows.append([name, "noise frames", nz["n_frames"], None, None, None,
+                         nz["in_focus_rate"], nz["mean_certainty"]])
+    print("\nWhole held-out fields through core.assess.assess_image (far in-focus: fields >= "
+          "level 3 called in focus; for noise frames: all frames)")
+    print(table(rows, ["model", "kind", "n", "exact", "±1", "ECE", "far/noise in-focus",
+                       "certainty"]))
+
+
+SHIPPED = ("fqa-levels", "fqa-stain", "fqa-distance")
+CHECKED = {"synthetic": "heldout_synthetic", "whole": "whole_field", "real": "real_stacks"}
+
+
+def real_for_card(mid: str, real: dict[str, Any]) -> dict[str, Any]:
+    return {k: {"z_best": v["z_best"], **{meth: v[meth] for meth in (mid, "SF", "PLLS") if meth in v}}
+            for k, v in real.items()}
+
+
+def fresh_for_card(mid: str, out: dict[str, Any]) -> dict[str, Any]:
+    """The card sections this run recomputed for ``mid`` (keys of :data:`CHECKED`)."""
+    f: dict[str, Any] = {}
+    if (out.get("synthetic") or {}).get(mid) is not None:
+        f["heldout_synthetic"] = out["synthetic"][mid]
+    if (out.get("whole") or {}).get(mid) is not None:
+        f["whole_field"] = out["whole"][mid]
+    if out.get("real"):
+        f["real_stacks"] = real_for_card(mid, out["real"])
+    return f
+
+
+def check_cards(card_paths: dict[str, Path], out: dict[str, Any], tol: float) -> int:
+    bad = 0
+    print(f"\nCard check (tolerance {tol} absolute on rates/ECE/Spearman, counts exact)")
+    for mid, cp in card_paths.items():
+        if mid not in SHIPPED:
+            continue
+        stored = json.loads(cp.read_text()).get("metrics", {})
+        fresh = fresh_for_card(mid, out)
+        diffs = drift({k: stored.get(k) for k in fresh}, fresh, tol)
+        print(f"  {mid}: {'OK' if not diffs else f'DRIFT ({len(diffs)} numbers)'}")
+        for d in diffs[:25]:
+            print(f"    {d}")
+        bad += bool(diffs)
+    return 1 if bad else 0
+
+
+def write_cards(card_paths: dict[str, Path], out: dict[str, Any]) -> None:
+    from napari_focusqa.training.train import headline
+
+    for mid, cp in card_paths.items():
+        if mid not in SHIPPED:
             continue
         card = json.loads(cp.read_text())
         metrics = card.setdefault("metrics", {})
-        syn = (out.get("synthetic") or {}).get(mid)
-        if syn:  # this run's numbers become the card's (onnxruntime round-off can flip a near-tie)
-            from napari_focusqa.training.train import headline
-
-            syn = {k: v for k, v in syn.items() if k != "matches_card"}
-            metrics["heldout_synthetic"] = syn
-            metrics.setdefault("headline", {}).update(headline(config_of(card), syn))
-        if out.get("real"):
-            metrics["real_stacks"] = {
-                k: {"z_best": v["z_best"], **{meth: v[meth] for meth in (mid, "SF", "PLLS") if meth in v}}
-                for k, v in out["real"].items()
-            }
+        fresh = fresh_for_card(mid, out)
+        metrics.update(fresh)
+        h = metrics.setdefault("headline", {})
+        if "heldout_synthetic" in fresh:
+            h.update(headline(config_of(card), fresh["heldout_synthetic"]))
+        wf = fresh.get("whole_field")
+        if wf:
+            w = wf.get("with_stain", wf)
+            h["whole_field_within_1"] = w["widefield"]["within_1"]
+            h["whole_field_ece"] = w["widefield"]["ece"]
+            h["confocal_far_in_focus_rate"] = w["confocal"]["far_in_focus_rate"]
+            h["noise_in_focus_rate"] = w["noise"]["in_focus_rate"]
+        if "real_stacks" in fresh:
             rs = [v[mid].get("spearman_vs_abs_dz") for v in out["real"].values()
                   if mid in v and v[mid].get("spearman_vs_abs_dz") is not None]
             be = [v[mid].get("best_slice_error") for v in out["real"].values()
                   if mid in v and v[mid].get("best_slice_error") is not None]
-            metrics["headline"]["real_stack_spearman_mean"] = round(float(np.mean(rs)), 4) if rs else None
-            metrics["headline"]["real_best_slice_error_mean"] = round(float(np.mean(be)), 3) if be else None
-        if out.get("speed", {}).get(mid):
+            h["real_stack_spearman_mean"] = round(float(np.mean(rs)), 4) if rs else None
+            h["real_best_slice_error_mean"] = round(float(np.mean(be)), 3) if be else None
+        if out.get("speed", {}).get(mid):  # informational (machine-dependent), not checked
             metrics["speed_2048px"] = out["speed"][mid]
-            metrics["headline"]["seconds_per_2048px_2threads"] = out["speed"][mid]["onnx_s_2thread"]
+            h["seconds_per_2048px_2threads"] = out["speed"][mid]["onnx_s_2thread"]
         write_card(card, cp)
-        print(f"[cards] updated {cp.name}")
+        print(f"[cards] wrote {cp.name}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(REPO / "runs" / "bench_accuracy.json"))
-    ap.add_argument("--update-cards", action="store_true")
+    ap.add_argument("--write-cards", action="store_true",
+                    help="write the recomputed numbers into the cards (instead of checking)")
+    ap.add_argument("--tolerance", type=float, default=0.005)
     ap.add_argument("--skip-synthetic", action="store_true")
+    ap.add_argument("--skip-whole", action="store_true")
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--models-dir", default=str(MODELS))
-    ap.add_argument("--ids", default="fqa-levels,fqa-stain,fqa-distance")
+    ap.add_argument("--ids", default=",".join(SHIPPED))
     a = ap.parse_args(argv)
     cp = cards(Path(a.models_dir), tuple(a.ids.split(",")))
     if not cp:
@@ -393,6 +530,9 @@ def main(argv: list[str] | None = None) -> int:
     if not a.skip_synthetic:
         out["synthetic"] = synthetic(cp)
         print_synthetic(out["synthetic"])
+    if not a.skip_whole:
+        out["whole"] = whole_fields(cp)
+        print_whole(out["whole"])
     if not a.skip_real:
         out["real"] = real_stacks(cp)
         print_real(out["real"])
@@ -402,9 +542,10 @@ def main(argv: list[str] | None = None) -> int:
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
     print(f"\nwrote {a.out}")
-    if a.update_cards:
-        update_cards(cp, out)
-    return 0
+    if a.write_cards:
+        write_cards(cp, out)
+        return 0
+    return check_cards(cp, out, a.tolerance)
 
 
 if __name__ == "__main__":

@@ -96,3 +96,66 @@ def test_noise_model_poisson_gain_offset() -> None:
     # offsets log-uniform in (1, 1000): median about sqrt(1000) ~ 32
     assert lo.min() >= 0.0 and lo.max() < 1000 + 10
     assert 15 < np.median(lo) < 70
+
+
+# --- optically sectioned forward models ---------------------------------------------------
+def test_confocal_signal_falls_with_defocus_while_widefield_is_conserved() -> None:
+    from napari_focusqa.training.sectioning import confocal_kernel
+
+    o = Optics()
+    zs = LevelSpec(o).z_um()[:7]
+    wide = [psf_kernel(z, o).sum() for z in zs]
+    np.testing.assert_allclose(wide, 1.0, atol=1e-9)  # widefield: a blurred copy
+    conf = np.array([confocal_kernel(z, o, 1.0).sum() for z in zs])
+    assert conf[0] == pytest.approx(1.0, abs=1e-9)
+    assert (np.diff(conf) < 0).all()  # sectioning: far layers send less light
+    assert conf[-1] < 0.1
+    # a smaller pinhole sections more strongly, a wider one less
+    z = zs[2]
+    small, wide_ph = confocal_kernel(z, o, 0.5).sum(), confocal_kernel(z, o, 2.0).sum()
+    assert small < conf[2] < wide_ph
+    # in focus, the confocal kernel is narrower than the widefield PSF (product of PSFs)
+    def rms_radius(k: np.ndarray) -> float:
+        c = (k.shape[0] - 1) / 2
+        yy, xx = np.mgrid[: k.shape[0], : k.shape[1]]
+        return float(np.sqrt((k * ((yy - c) ** 2 + (xx - c) ** 2)).sum() / k.sum()))
+
+    k0 = confocal_kernel(0.0, o, 0.5)
+    assert rms_radius(k0) < rms_radius(psf_kernel(0.0, o, size=k0.shape[0]))
+
+
+def test_light_sheet_attenuates_by_the_sheet_profile() -> None:
+    from napari_focusqa.training.sectioning import lightsheet_kernel, sheet_attenuation
+
+    o = Optics()
+    assert sheet_attenuation(0.0, 4.0) == 1.0
+    assert sheet_attenuation(2.0, 4.0) == pytest.approx(0.5)  # FWHM
+    assert sheet_attenuation(-3.0, 4.0) == sheet_attenuation(3.0, 4.0)
+    for z in (0.0, 2.75, 4.84):
+        k = lightsheet_kernel(z, o, 4.0)
+        assert k.sum() == pytest.approx(sheet_attenuation(z, 4.0), rel=1e-9)
+        np.testing.assert_allclose(k / k.sum(), psf_kernel(z, o))  # same blur as widefield
+
+
+def test_point_scanning_detector_gives_zero_inflated_speckle() -> None:
+    from napari_focusqa.training.sectioning import DetectorModel
+
+    rng = np.random.default_rng(3)
+    det = DetectorModel(offset_frac=(-1.0, -0.5))
+    empty = det.apply(np.zeros((8, 84, 84), np.float32), rng)
+    zero = (empty == 0).mean(axis=(1, 2))
+    assert (zero > 0.6).all()  # far planes: mostly exact zeros ...
+    nz = empty[empty > 0]
+    assert nz.size > 0 and np.median(nz) > 10 * np.median(np.abs(empty))  # ... and bright speckles
+    bright = det.apply(np.full((4, 84, 84), 0.8, np.float32), rng)
+    assert (bright == 0).mean() < 0.2 and bright.min() >= 0.0
+
+
+def test_noise_patches_cover_every_type_without_structure() -> None:
+    from napari_focusqa.training.sectioning import NOISE_TYPES, noise_patches
+
+    raw, types = noise_patches(80, np.random.default_rng(0))
+    assert set(np.unique(types)) == set(range(len(NOISE_TYPES)))
+    assert raw.shape == (80, 84, 84) and raw.min() >= 0.0
+    speckle = raw[types == NOISE_TYPES.index("speckle")]
+    assert np.median((speckle == 0).mean(axis=(1, 2))) > 0.5

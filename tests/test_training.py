@@ -192,7 +192,7 @@ def test_real_sources_split_by_field() -> None:
     from conftest import require_shared
 
     require_shared()
-    train_src = D.real_sources("train")
+    train_src = D.real_sources("train", validation=False)  # first models: no validation split
     test_src = D.real_sources("test")
     assert train_src and test_src
     tr_files = {s.name.split("[")[0] for s in train_src if "bbbc006" not in s.name}
@@ -201,6 +201,12 @@ def test_real_sources_split_by_field() -> None:
     tr_fields = {s.name for s in train_src if "bbbc006" in s.name}
     te_fields = {s.name for s in test_src if "bbbc006" in s.name}
     assert len(tr_fields) == 7 and len(te_fields) == 2 and not tr_fields & te_fields
+    # the validation split takes BBBC006 well a07 out of training, distinct from the test
+    val_src = D.real_sources("val")
+    tr6 = {s.name for s in D.real_sources("train") if "bbbc006" in s.name}
+    val_fields = {s.name for s in val_src}
+    assert val_fields == {"bbbc006_hoechst_infocus_9fields.tif[field 6] x1/1"}
+    assert tr6 == tr_fields - val_fields and not val_fields & te_fields
     hela = [s for s in test_src if "hela" in s.name and s.name.endswith("x1/1")]
     assert hela and all(s.valid is not None and (~s.valid).any() for s in hela)
     # the masked scale bar sits at the bottom right
@@ -244,3 +250,67 @@ def test_normalisation_matches_core_on_constant_patch() -> None:
     spec = load_config("fqa-levels")["normalisation"]
     out = normalise_patches(np.full((1, 84, 84), 300.0), spec)
     assert np.isfinite(out).all() and np.abs(out).max() == 0
+
+
+# --- sectioned / noise training data, uniform target, warm start ----------------------
+def test_rps_uniform_target_is_minimised_by_the_uniform_distribution() -> None:
+    k = 11
+    target = torch.tensor([-1])
+    uniform = torch.full((1, k), 1.0 / k, requires_grad=True)
+    loss = rps_loss(uniform, target)
+    loss.backward()
+    loss_u = float(loss.detach())
+    # stationary point on the simplex: the gradient is the same for every class
+    g = uniform.grad[0]
+    assert float(g.max() - g.min()) < 1e-6
+    for c in range(k):
+        onehot = torch.nn.functional.one_hot(torch.tensor([c]), k).float()
+        assert float(rps_loss(onehot, target)) > loss_u + 0.05
+    # a random distribution also scores worse than the uniform one
+    p = torch.softmax(torch.randn(64, k, generator=torch.Generator().manual_seed(0)), 1)
+    assert float(rps_loss(p, torch.full((64,), -1))) > loss_u
+
+
+def test_mixed_set_has_every_modality_and_uniform_noise_labels() -> None:
+    from napari_focusqa.training.mixdata import KINDS, concat, make_mixed_set, sparse_sources
+    from napari_focusqa.training.simulate import LevelSpec, NoiseModel, Optics
+
+    src = D.procedural_sources(1, 3, (160, 160))[:3]
+    sparse = sparse_sources(1, 3, (160, 160))
+    z = LevelSpec().z_um()[:4]  # four levels keep the kernel computation short
+    args = (src, sparse, z, Optics(), 2, 0, {"method": "log-zscore", "eps": 0.01}, NoiseModel(), 40)
+    ps = make_mixed_set(*args)
+    names = {KINDS[k] for k in np.unique(ps.kinds())}
+    assert {"noise", "sparse", "confocal", "spinning-disk", "light-sheet"} <= names
+    noise = ps.kinds() == KINDS.index("noise")
+    assert noise.sum() == 40 and (ps.level[noise] == -1).all() and not ps.fg[noise].any()
+    assert (ps.level[~noise] >= 0).all() and np.isfinite(ps.x.astype(np.float32)).all()
+    again = make_mixed_set(*args)
+    np.testing.assert_array_equal(ps.x, again.x)  # deterministic in its arguments
+    base = D.make_patch_set(src, z, Optics(), 1, 0, {"method": "log-zscore", "eps": 0.01})
+    both = concat(base, ps)
+    assert len(both) == len(base) + len(ps) and (both.kinds()[: len(base)] == 0).all()
+    assert both.source[len(base):][~noise].min() > base.source.max()
+
+
+@pytest.mark.parametrize("model_id", ["fqa-levels", "fqa-stain"])
+def test_warm_start_reproduces_the_onnx_model(model_id: str) -> None:
+    from napari_focusqa.training.train import make_net
+    from napari_focusqa.training.warmstart import load_onnx_into
+
+    cfg = load_config(f"{model_id}-sectioned")
+    onnx_path = REPO / cfg["init_from"]
+    src = D.procedural_sources(1, 5, (160, 160))
+    from napari_focusqa.training.simulate import LevelSpec, Optics
+
+    ps = D.make_patch_set(src, LevelSpec().z_um(), Optics(), 2, 0, cfg["normalisation"])
+    x = ps.x.astype(np.float32)[:, None]
+    stain = ps.stain if cfg["arch"] == "stain" else None
+    net = make_net(cfg)
+    load_onnx_into(net, onnx_path, torch.from_numpy(x),
+                   torch.from_numpy(ps.stain) if stain is not None else None)
+    a = torch_outputs(cfg["task"], net, x, stain)["probabilities"]
+    b = onnx_outputs(onnx_path, x, stain)["probabilities"]
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    fresh = torch_outputs(cfg["task"], make_net(cfg), x, stain)["probabilities"]
+    assert np.abs(fresh - b).max() > 1e-2  # the copy is what makes them agree

@@ -17,6 +17,7 @@ single-shot distance model needs.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -94,6 +95,15 @@ def _pupil_phase(rho: np.ndarray, z_um: float, optics: Optics) -> np.ndarray:
     return phase
 
 
+@lru_cache(maxsize=8)
+def _leggauss(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre nodes and weights (an eigenproblem: computed once per ``nodes``)."""
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    x.flags.writeable = False
+    w.flags.writeable = False
+    return x, w
+
+
 def psf_radial(r_um: np.ndarray, z_um: float, optics: Optics, nodes: int = 600) -> np.ndarray:
     """Un-normalised Born–Wolf intensity ``|int_0^1 J0(k NA/n r rho) e^{j phase} rho drho|^2``.
 
@@ -116,7 +126,7 @@ def psf_radial(r_um: np.ndarray, z_um: float, optics: Optics, nodes: int = 600) 
     ndarray
         Intensity at each ``r_um`` with ``C = 1``.
     """
-    x, w = np.polynomial.legendre.leggauss(nodes)
+    x, w = _leggauss(nodes)
     rho = 0.5 * (x + 1.0)
     w = 0.5 * w
     r = np.asarray(r_um, dtype=np.float64)

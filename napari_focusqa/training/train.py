@@ -140,6 +140,35 @@ def build_set(cfg: dict[str, Any], split: str, mix: bool = True) -> D.PatchSet:
     return mixdata.concat(base, extra)
 
 
+DATA_KEYS = ("task", "sources", "seed", "procedural_per_stain", "procedural_per_stain_test",
+             "procedural_per_stain_val", "procedural_size", "per_level", "per_level_test",
+             "optics", "levels", "distance", "normalisation", "noise", "mix", "validation_split")
+
+
+def cached_set(cfg: dict[str, Any], split: str, log: Any = print) -> D.PatchSet:
+    """:func:`build_set`, stored in ``$FOCUSQA_TRAIN_CACHE`` (if set) under a hash of the
+    data-defining config keys, so that runs on the same data (fqa-levels and fqa-stain)
+    generate it once."""
+    cache = os.environ.get("FOCUSQA_TRAIN_CACHE")
+    if not cache:
+        return build_set(cfg, split)
+    import hashlib
+
+    key = json.dumps({k: cfg.get(k) for k in DATA_KEYS}, sort_keys=True)
+    path = Path(cache) / f"{split}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if path.is_file():
+        z = np.load(path)
+        log(f"[data] {split} set from cache {path}")
+        return D.PatchSet(z["x"], z["level"], z["z"], z["stain"], z["fg"], z["source"], z["kind"])
+    ps = build_set(cfg, split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, x=ps.x, level=ps.level, z=ps.z, stain=ps.stain, fg=ps.fg, source=ps.source,
+             kind=ps.kinds())
+    tmp.replace(path)
+    return ps
+
+
 def make_net(cfg: dict[str, Any]) -> torch.nn.Module:
     """The network named by ``cfg["arch"]`` (lean, yang, stain, distance)."""
     k = int(cfg["levels"]["num_levels"])
@@ -431,8 +460,8 @@ def run(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
     if not out_dir.is_absolute():
         out_dir = REPO / out_dir
     log(f"[data] building training set for {cfg['id']} from {cfg['sources']}")
-    train_set = build_set(cfg, "train")
-    val_set = build_set(cfg, "val") if cfg.get("validation_split") else None
+    train_set = cached_set(cfg, "train", log)
+    val_set = cached_set(cfg, "val", log) if cfg.get("validation_split") else None
     log(f"[data] {len(train_set)} train / {len(val_set) if val_set else 0} validation patches "
         f"in {time.time() - t0:.0f}s (foreground {train_set.fg.mean():.2f})")
     net, info = train(cfg, train_set, log)
@@ -442,7 +471,7 @@ def run(cfg: dict[str, Any], log: Any = print) -> dict[str, Any]:
     if val is not None:
         log(f"[val] {json.dumps(headline(cfg, val))}")
     # the test split is read once, after training, for the card
-    test_set = build_set(cfg, "test")
+    test_set = cached_set(cfg, "test", log)
     metrics = evaluate_set(cfg, onnx_path, test_set, threads=int(cfg["threads"]))
     card = build_card(cfg, net, info, train_set, metrics, onnx_name)
     if val is not None:
