@@ -99,7 +99,7 @@ def config_of(card: dict[str, Any]) -> dict[str, Any]:
 
 # --- 1. held-out synthetic -------------------------------------------------------------
 def synthetic(card_paths: dict[str, Path]) -> dict[str, Any]:  # noqa: C901
-    from napari_focusqa.training.train import build_set, evaluate_set
+    from napari_focusqa.training.train import cached_set, evaluate_set
 
     cache: dict[str, Any] = {}
     res: dict[str, Any] = {}
@@ -116,7 +116,7 @@ def synthetic(card_paths: dict[str, Path]) -> dict[str, Any]:  # noqa: C901
                                                   "noise", "mix")}, sort_keys=True)
         if key not in cache:
             t = time.time()
-            cache[key] = build_set(cfg, "test")
+            cache[key] = cached_set(cfg, "test")  # $FOCUSQA_TRAIN_CACHE: built once
             print(f"[synthetic] test set for {mid}: {len(cache[key])} patches "
                   f"({time.time() - t:.0f}s)", flush=True)
         onnx_path = cp.parent / card["onnx"]

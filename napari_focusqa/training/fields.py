@@ -71,6 +71,7 @@ def whole_field_metrics(model: Any, sources: list[D.Source], z_um: list[float], 
     called, certs = [], []
     for img in raw:
         r = assess_image(img, model, stain="generic" if with_stain else None)
+        assert r.probability is not None
         called.append(bool(r.in_focus))
         certs.append(float(certainty(r.probability)))
     c = np.asarray(called)

@@ -118,6 +118,7 @@ class StainLevels(nn.Module):
         self.emb = nn.Embedding(num_stains, emb)
         self.film = nn.ModuleList([nn.Linear(emb, 2 * c) for c in widths])
         for f in self.film:
+            assert isinstance(f, nn.Linear)
             nn.init.zeros_(f.weight)
             nn.init.zeros_(f.bias)
         self.head = nn.Sequential(nn.Linear(self.backbone.out_dim + emb, hidden), nn.ReLU(inplace=True),
@@ -182,6 +183,13 @@ class SpectralFeatures(nn.Module):
             m[sel, b] = 1.0 / max(sel.sum(), 1)
         self.register_buffer("binning", torch.tensor(m))
         self.bins = bins
+
+    win: torch.Tensor
+    c_rows: torch.Tensor
+    s_rows: torch.Tensor
+    c_cols: torch.Tensor
+    s_cols: torch.Tensor
+    binning: torch.Tensor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x[:, 0] * self.win
@@ -255,9 +263,9 @@ def count_macs(model: nn.Module, example: tuple[torch.Tensor, ...]) -> int:
 
     def spec_hook(m: nn.Module, inp: tuple, out: torch.Tensor) -> None:
         assert isinstance(m, SpectralFeatures)
-        n = m.c_rows.shape[0]
-        c = m.c_cols.shape[1]
-        macs[0] += 2 * n * n * c + 4 * n * n * c + n * c * m.bins
+        n = int(m.c_rows.shape[0])
+        c = int(m.c_cols.shape[1])
+        macs[0] += 2 * n * n * c + 4 * n * n * c + n * c * int(m.bins)
 
     hooks = []
     for mod in model.modules():

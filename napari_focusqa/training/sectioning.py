@@ -117,11 +117,11 @@ class DetectorModel:
         """Raw detector values for ``(N, H, W)`` clean patches (float32, >= 0)."""
         n = clean.shape[0]
         shape = (n,) + (1,) * (clean.ndim - 1)
-        ph = sample_log_uniform(rng, *self.photons, size=n).reshape(shape)
-        gain = sample_log_uniform(rng, *self.gain, size=n).reshape(shape)
-        dark = sample_log_uniform(rng, *self.dark, size=n).reshape(shape)
-        read = sample_log_uniform(rng, *self.read, size=n).reshape(shape)
-        off = rng.uniform(*self.offset_frac, size=n).reshape(shape) * gain
+        ph = np.reshape(sample_log_uniform(rng, *self.photons, size=n), shape)
+        gain = np.reshape(sample_log_uniform(rng, *self.gain, size=n), shape)
+        dark = np.reshape(sample_log_uniform(rng, *self.dark, size=n), shape)
+        read = np.reshape(sample_log_uniform(rng, *self.read, size=n), shape)
+        off = np.reshape(rng.uniform(*self.offset_frac, size=n), shape) * gain
         counts = rng.poisson(np.clip(clean, 0.0, None) * ph + dark).astype(np.float32)
         raw = gain * counts + off + rng.standard_normal(clean.shape) * read * gain
         return np.clip(raw, 0.0, 65535.0).astype(np.float32)

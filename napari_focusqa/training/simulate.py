@@ -86,7 +86,7 @@ class Optics:
         return d
 
 
-def _pupil_phase(rho: np.ndarray, z_um: float, optics: Optics) -> np.ndarray:
+def _pupil_phase(rho: Any, z_um: float, optics: Optics) -> Any:
     """Phase (radians) of the pupil function at normalised radius ``rho``."""
     s = optics.na / optics.n
     phase = -0.5 * optics.k * rho**2 * z_um * s**2

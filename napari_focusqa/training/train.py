@@ -242,7 +242,7 @@ def train(cfg: dict[str, Any], train_set: D.PatchSet, log: Any = print,
                        torch.from_numpy(train_set.stain[pick.numpy()])
                        if cfg["arch"] == "stain" else None)
         log(f"[train] warm start from {src}")
-    net = net.to(memory_format=torch.channels_last)
+    net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]),
                             weight_decay=float(cfg["weight_decay"]), fused=True)
     x_all = torch.from_numpy(train_set.x)
@@ -327,14 +327,14 @@ def evaluate_set(cfg: dict[str, Any], onnx_path: Path, ps: D.PatchSet, threads: 
         dof = optics_of(cfg).dof_um
         o = predict_onnx(onnx_path, ps, task, threads=threads)
         true = ps.z / dof
-        res = {"foreground": E.distance_metrics(o["distance"][fg], o["confidence"][fg], true[fg]),
+        dres: dict[str, Any] = {"foreground": E.distance_metrics(o["distance"][fg], o["confidence"][fg], true[fg]),
                "all": E.distance_metrics(o["distance"], o["confidence"], true),
                "background_mean_confidence": round(float(o["confidence"][~fg].mean()), 4)
                if (~fg).any() else None}
-        res["per_stain"] = {str(names[s]): E.distance_metrics(
+        dres["per_stain"] = {str(names[s]): E.distance_metrics(
             o["distance"][fg & (ps.stain == s)], o["confidence"][fg & (ps.stain == s)],
             true[fg & (ps.stain == s)]) for s in np.unique(ps.stain)}
-        return res
+        return dres
     variants = {"with_stain": None, "without_stain": np.zeros_like(ps.stain)} \
         if task == "levels-stain" else {"": None}
     res: dict[str, Any] = {}

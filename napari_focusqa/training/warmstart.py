@@ -13,6 +13,7 @@ model's constant-folded ordinal base cut-points load from the ``(1, K-1)`` initi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,25 +52,26 @@ def load_onnx_into(net: nn.Module, onnx_path: str | Path, calib_x: torch.Tensor,
     """
     init, convs = _onnx_weights(Path(onnx_path))
     sd = net.state_dict()
+    mod: Any = net  # LeanLevels / StainLevels attributes (backbone, emb, film, cut_base)
     with torch.no_grad():
         for name, arr in init.items():
             key = name[4:] if name.startswith("net.") else name
             if key in sd and tuple(sd[key].shape) == arr.shape:
                 sd[key].copy_(torch.from_numpy(arr.copy()))
-        if hasattr(net, "cut_base"):
+        if hasattr(mod, "cut_base"):
             base = [a for n, a in init.items() if not n.startswith("net.")
-                    and a.shape == (1, net.cut_base.shape[0])]
+                    and a.shape == (1, mod.cut_base.shape[0])]
             if len(base) != 1:
                 raise ValueError(f"{onnx_path}: cannot identify the ordinal base cut-points")
-            net.cut_base.copy_(torch.from_numpy(base[0][0].copy()))
-        blocks = net.backbone.blocks  # type: ignore[union-attr]
+            mod.cut_base.copy_(torch.from_numpy(base[0][0].copy()))
+        blocks = mod.backbone.blocks
         if len(convs) != len(blocks):
             raise ValueError(f"{onnx_path}: {len(convs)} convolutions, network has {len(blocks)}")
         net.eval()
         film = None
         if calib_stain is not None:
-            e = net.emb(calib_stain)  # type: ignore[operator]
-            film = [(1.0 + g, b) for g, b in (f(e).chunk(2, dim=1) for f in net.film)]  # type: ignore[union-attr]
+            e = mod.emb(calib_stain)
+            film = [(1.0 + g, b) for g, b in (f(e).chunk(2, dim=1) for f in mod.film)]
         h = calib_x.float()
         for i, (blk, (w, b)) in enumerate(zip(blocks, convs)):
             conv, bn = blk[0], blk[1]
