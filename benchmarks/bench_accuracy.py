@@ -428,14 +428,17 @@ def print_whole(res: dict[str, Any]) -> None:
             for kind in ("widefield", "confocal"):
                 k = v[kind]
                 rows.append([name, kind, k["n_fields"], k["accuracy"], k["within_1"], k["ece"],
-                             k["far_in_focus_rate"], k["mean_certainty"]])
+                             k["far_in_focus_rate"], k.get("far_verdict_in_focus_rate"),
+                             k.get("far_no_structure_rate"), k["mean_certainty"]])
             nz = v["noise"]
             rows.append([name, "noise frames", nz["n_frames"], None, None, None,
-                         nz["in_focus_rate"], nz["mean_certainty"]])
-    print("\nWhole held-out fields through core.assess.assess_image (far in-focus: fields >= "
-          "level 3 called in focus; for noise frames: all frames)")
-    print(table(rows, ["model", "kind", "n", "exact", "±1", "ECE", "far/noise in-focus",
-                       "certainty"]))
+                         nz["in_focus_rate"], nz.get("verdict_in_focus_rate"),
+                         nz.get("no_structure_rate"), nz["mean_certainty"]])
+    print("\nWhole held-out fields through core.assess.assess_image (far: fields >= level 3; "
+          "for noise frames: all frames; 'model' = level <= in_focus_max_level, 'verdict' = "
+          "the core's verdict with the structure test)")
+    print(table(rows, ["model", "kind", "n", "exact", "±1", "ECE", "far in-focus (model)",
+                       "far in-focus (verdict)", "far no_structure", "certainty"]))
 
 
 SHIPPED = ("fqa-levels", "fqa-stain", "fqa-distance")
