@@ -151,6 +151,10 @@ def stack_rows(spec: StackSpec, path: Path, model: Any) -> list[dict[str, Any]]:
                 far = dist * dz >= spec.far_um() - 1e-9
                 row["far_n"] = int(far.sum())
                 row["far_in_focus"] = int(sum(v == "in_focus" for v, x in zip(c.verdicts, far) if x))
+                # the same planes assessed alone (no stack context): the model's own call
+                alone = [s.verdict != "no_structure" and s.predicted_level is not None
+                         and s.predicted_level <= s.in_focus_max_level for s in c.slices]
+                row["far_alone"] = int(sum(a for a, x in zip(alone, far) if x))
         rows.append(row)
     return rows
 
@@ -279,18 +283,22 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"{spec.file}: {spec.note}; far >= {spec.far_um():.2f} um")
     hdr = (f"{'stack':<34}{'ch':>3}{'nz':>4}{'focus':>6}{'SF':>4}{'mod':>5}{'fus':>5}"
            f"{'errSF':>6}{'errM':>5}{'errF':>5}{'conf':>6}{'rho':>7}{'rho*':>7}{'far in-focus':>14}"
+           f"{'alone':>7}"
            f"{'no_str':>8}{'in_f':>6}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         far = f"{r['far_in_focus']}/{r['far_n']}" if "far_n" in r else "-"
+        alone = f"{r['far_alone']}" if "far_n" in r else "-"
         print(f"{r['stack'][:33]:<34}{r['ch']:>3}{r['nz']:>4}{_fmt(r['focus']):>6}"
               f"{r['best_sf']:>4}{_fmt(r['best_model']):>5}{r['best_fused']:>5}"
               f"{_fmt(r.get('err_sf')):>6}{_fmt(r.get('err_model')):>5}{_fmt(r.get('err_fused')):>5}"
               f"{r['confidence']:>6.2f}{_fmt(r.get('spearman')):>7}{_fmt(r.get('spearman_ns')):>7}{far:>14}"
+              f"{alone:>7}"
               f"{r['no_structure']:>8.2f}{r['in_focus']:>6.2f}")
     print("  rho = Spearman(expected level, |z - focus|); rho* the same with no_structure "
-          "planes ranked as the most defocused level")
+          "planes ranked as the most defocused level; far in-focus = in a stack (with the "
+          "stack context), alone = the same planes assessed one by one")
     for n in notes:
         print("  note:", n)
 
@@ -327,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
               "(target >= 0.85 each)")
     if sect:
         print(f"  optically sectioned stacks: far planes called in_focus "
-              f"{sum(r['far_in_focus'] for r in sect)}/{sum(r['far_n'] for r in sect)} (target 0)")
+              f"{sum(r['far_in_focus'] for r in sect)}/{sum(r['far_n'] for r in sect)} (target 0); "
+              f"assessed alone {sum(r['far_alone'] for r in sect)}")
 
     frames = noise_frames(args.fast)
     by: dict[str, list[str | None]] = {}
