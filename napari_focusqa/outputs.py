@@ -228,29 +228,39 @@ class Montage:
 def montage(zyx: Any, results: Sequence[FocusResult], *, per_level: int = 6) -> Montage:
     """Certainty-ranked patches per predicted level, for a quick look at what the model
     calls each level (patches without structure are left out)."""
-    if per_level < 1:
-        raise FocusQAError(f"per_level: expected 1 or more, got {per_level}")
     if len(results) != int(zyx.shape[0]):
         raise FocusQAError(f"results: expected one per plane ({zyx.shape[0]}), got "
                            f"{len(results)}")
     r0 = results[0]
     if r0.grid is None or r0.patch_level is None or r0.num_classes is None:
         raise FocusQAError("results: the montage needs a model's per-patch levels")
-    k, grid, p = int(r0.num_classes), r0.grid, r0.grid.patch_size
-    lv = np.stack([np.asarray(r.patch_level) for r in results])  # (Z, R, C)
-    ce = np.stack([np.asarray(r.patch_certainty) for r in results])
-    ok = ~np.stack([np.zeros(grid.shape, bool) if r.empty is None else np.asarray(r.empty)
-                    for r in results])
+    empty = np.stack([np.zeros(r0.grid.shape, bool) if r.empty is None else np.asarray(r.empty)
+                      for r in results])
+    return montage_from_arrays(zyx, np.stack([np.asarray(r.patch_level) for r in results]),
+                               np.stack([np.asarray(r.patch_certainty) for r in results]),
+                               empty, r0.grid, int(r0.num_classes), per_level=per_level)
+
+
+def montage_from_arrays(zyx: Any, level: np.ndarray, certainty: np.ndarray,
+                        empty: np.ndarray, grid: PatchGrid, num_classes: int, *,
+                        per_level: int = 6) -> Montage:
+    """:func:`montage` from ``(Z, rows, cols)`` level / certainty / empty arrays (e.g. the
+    features of a napari patch layer)."""
+    if per_level < 1:
+        raise FocusQAError(f"per_level: expected 1 or more, got {per_level}")
+    k, p = int(num_classes), grid.patch_size
+    lv, ce = np.asarray(level), np.asarray(certainty, dtype=np.float64)
+    ok = ~np.asarray(empty, dtype=bool)
     img = np.zeros((k * p, per_level * p), dtype=np.float32)
     boxes = grid.boxes()
     cells = []
-    for level in range(k):
-        z, rr, cc = np.nonzero((lv == level) & ok)
+    for lvl in range(k):
+        z, rr, cc = np.nonzero((lv == lvl) & ok)
         order = np.argsort(-ce[z, rr, cc], kind="stable")[:per_level]
         for j, i in enumerate(order):
             y0, x0, y1, x1 = (int(v) for v in boxes[rr[i], cc[i]])
-            img[level * p:(level + 1) * p, j * p:(j + 1) * p] = np.asarray(
+            img[lvl * p:(lvl + 1) * p, j * p:(j + 1) * p] = np.asarray(
                 zyx[int(z[i])][y0:y1, x0:x1], dtype=np.float32)
-            cells.append({"level": level, "z": int(z[i]), "row": int(rr[i]),
+            cells.append({"level": lvl, "z": int(z[i]), "row": int(rr[i]),
                           "col": int(cc[i]), "certainty": float(ce[z[i], rr[i], cc[i]])})
     return Montage(img, p, cells)

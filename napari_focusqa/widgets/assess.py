@@ -25,9 +25,9 @@ from napari_focusqa.core.errors import FocusQAError
 from napari_focusqa.core.model import default_model_id, list_models
 from napari_focusqa.core.stains import STAIN_CLASSES, stain_for_channel
 from napari_focusqa.widgets._legend import LegendWidget
-from napari_focusqa.widgets._results import AssessedChannel, result_of, store_result
+from napari_focusqa.widgets._results import AssessedChannel, result_of
 from napari_focusqa.widgets._worker import TaskRunner
-from napari_focusqa.widgets.assess_worker import entry_for, job_for, run_jobs
+from napari_focusqa.widgets.assess_worker import add_assessment, job_for, run_jobs
 
 SF_ONLY = "none (SF only)"
 AUTO_STAIN = "auto (per layer)"
@@ -269,32 +269,20 @@ class AssessWidget(QWidget):
             self.status.value = self.last_error
 
     def _on_done(self, out: list[tuple[Any, Any, Any]]) -> None:
-        entries, best_bits, n_shown = [], [], 0
-        for job, sr, points in out:
-            name = None
-            if points is not None:
-                name = points.name
-                if name in self.viewer.layers:
-                    self.viewer.layers.remove(name)
-                # channels share one grid: show the first channel's borders only
-                points.visible = n_shown == 0
-                n_shown += 1
-                self.viewer.add_layer(points)
-                self.legend.set_num_classes(int(points.metadata["focusqa"]["num_classes"]))
-            entry = entry_for(job, sr, name)
-            if job.layer_name in self.viewer.layers:
-                store_result(self.viewer.layers[job.layer_name], entry)
-            entries.append(entry)
-            um = f" ({entry.curve['best_z_um']:g} µm)" if entry.curve.get("best_z_um") is not None else ""
-            bm = entry.best_z_index_model
-            best_bits.append(f"{job.layer_name}: best z {entry.best_z_index}{um} by SF"
-                             + (f", model: z {bm}" if bm is not None else ""))
-        first = next((e.overlay for e in entries if e.overlay), None)
-        if first is not None:
-            self.viewer.layers.selection.active = self.viewer.layers[first]
-        self.results = entries
+        self.results = add_assessment(self.viewer, out)
+        k = next((int(p.metadata["focusqa"]["num_classes"]) for _, _, p in out
+                  if p is not None), None)
+        if k is not None:
+            self.legend.set_num_classes(k)
+        bits = []
+        for e in self.results:
+            um = f" ({e.curve['best_z_um']:g} µm)" if e.curve.get("best_z_um") is not None else ""
+            bm = e.best_z_index_model
+            bits.append(f"{e.layer_name}: best z {e.best_z_index}{um}"
+                        + (f" (SF: z {e.curve.get('best_z_index_sf')}, model: z {bm})"
+                           if bm is not None else " by SF"))
         self._fill_summary()
-        self.status.value = "\n".join(best_bits)
+        self.status.value = "\n".join(bits)
         for b in (self.best_btn, self.csv_btn, self.json_btn):
             b.enabled = True
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_focusqa.widgets._results import AssessedChannel
+from napari_focusqa.widgets._results import AssessedChannel, store_result
 
 
 @dataclass
@@ -124,3 +124,27 @@ def entry_for(job: Job, sr: Any, overlay_name: str | None) -> AssessedChannel:
         leading=job.leading,
         overlay=overlay_name,
     )
+
+
+def add_assessment(viewer: Any, out: list[tuple[Job, Any, Any]]) -> list[AssessedChannel]:
+    """Put a :func:`run_jobs` result into ``viewer`` (GUI thread): the patch layers
+    (replacing older ones; only the first channel's visible, since channels share one
+    grid) and the results on the image layers. Returns the stored entries."""
+    entries, n_shown = [], 0
+    for job, sr, points in out:
+        name = None
+        if points is not None:
+            name = points.name
+            if name in viewer.layers:
+                viewer.layers.remove(name)
+            points.visible = n_shown == 0
+            n_shown += 1
+            viewer.add_layer(points)
+        entry = entry_for(job, sr, name)
+        if job.layer_name in viewer.layers:
+            store_result(viewer.layers[job.layer_name], entry)
+        entries.append(entry)
+    first = next((e.overlay for e in entries if e.overlay), None)
+    if first is not None:
+        viewer.layers.selection.active = viewer.layers[first]
+    return entries
