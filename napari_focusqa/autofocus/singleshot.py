@@ -3,8 +3,9 @@
 One image → the calibration's :class:`~napari_focusqa.autofocus.spectral.SingleShotHead`
 gives the signed distance from focus and a confidence → one move → one confirming
 image (if the confirmation is confident and still says > 1 DoF, one correction move
-without a further image). Falls back to fewshot (reusing the first image) only when the
-confidence is low or the calibration has no head; the reason starts ``stop_reason``.
+without a further image). Falls back to fewshot (reusing the last image) only when the
+first or the confirming image is not confident, or the calibration has no head; the
+reason starts ``stop_reason``.
 A non-finite prediction never moves the stage (the run fails and stays at the start);
 targets outside the limits are refused by the guard, never clamped.
 """
@@ -42,7 +43,7 @@ def singleshot(ctx: RunContext, cal: Calibration | None, *, stain: str | None,
     if head is None:
         return fallback("the calibration has no single-shot head (recalibrate with this "
                         "version)", None)
-    run.info["singleshot_head"] = {"cv": head.cv, "reliability": round(head.reliability, 4),
+    run.info["singleshot_head"] = {"cv": head.cv, "sign_usable": head.sign_usable,
                                    "dof_um": head.dof_um}
 
     def score(img: np.ndarray) -> tuple[float, dict[str, Any]]:
@@ -63,13 +64,16 @@ def singleshot(ctx: RunContext, cal: Calibration | None, *, stain: str | None,
         return fallback(f"low confidence {conf:.2f} < {min_confidence:.2f}",
                         (acq.z_um, img))
     target = acq.z_um - acq.score
-    acq2, _ = ctx.acquire(target, score)  # the one move; the guard refuses, never clamps
+    acq2, img2 = ctx.acquire(target, score)  # the one move; the guard refuses, never clamps
     if not math.isfinite(acq2.score):
         run.stop_reason = "moved once; the confirming image gave no finite prediction"
         return acq2.z_um
-    if abs(acq2.score) <= head.dof_um or acq2.stats["confidence"] < min_confidence:
-        run.stop_reason = ("confirmed within 1 DoF" if abs(acq2.score) <= head.dof_um else
-                           "moved once; the confirming image is not confident")
+    if abs(acq2.score) <= head.dof_um:
+        run.stop_reason = "confirmed within 1 DoF"
         return acq2.z_um
+    if acq2.stats["confidence"] < min_confidence:
+        return fallback(f"the confirming image is not confident "
+                        f"({acq2.stats['confidence']:.2f} < {min_confidence:.2f})",
+                        (acq2.z_um, img2))
     run.stop_reason = "corrected once after the confirming image"
     return acq2.z_um - acq2.score

@@ -1,21 +1,29 @@
 """Spatiospectral features of one image and the per-instrument single-shot head.
 
 Features (DeepAf's observation: defocus shows in the cut-off and the shape of the power
-spectrum): the image minus its mean, Hann-windowed, Fourier-transformed; the power in
-12 radial bands log-spaced from 0.015 to 0.5 cycles/pixel, each as ``log(P_band /
-P_all)`` (brightness and contrast cancel), plus, in 4 coarser bands, the log ratio of the
-power along x vs y and along the two diagonals (astigmatism and other asymmetries whose
-sign flips through focus).
+spectrum): the image minus its mean, Hann-windowed, Fourier-transformed; the log power
+in 24 radial bands log-spaced from 0.008 to 0.5 cycles/pixel (bands below a small
+image's lowest frequency take the nearest measured one), used as its first and
+second differences along the radius (the local slope and curvature of the spectrum:
+brightness and contrast cancel, and a sample's smooth power-law spectrum matters less
+than the optical transfer function's shape, whose ripples differ above and below focus
+when the PSF is not symmetric), plus, between 4 coarser bands, the change of the log ratio of the
+power along x vs y and along the two diagonals (astigmatism, whose sign flips through
+focus and grows with frequency, unlike the sample's own orientation).
 
 :class:`SingleShotHead` is fitted by ``focusqa calibrate`` on the calibration stack of
 one instrument (DeepAf trains on the microscope it runs on): a ridge regression of
-``|z - focus|`` and an L2 logistic regression of ``sign(z - focus)`` on the standardised
-features, from every plane plus random crops. Its reliability is measured at
+``z - focus`` on each side of focus and an L2 logistic regression of ``sign(z - focus)`` on the standardised
+features, from every plane plus random crops (one ridge per side of focus: the
+magnitude is read on the side the logistic model picks). Its reliability is measured at
 calibration time by a spatial 2-fold cross-validation (fit on the left half of the
 planes, test on the right half, and back): ``cv_sign_accuracy`` (planes > 1.5 DoF from
-focus) and ``cv_abs_error_dof``. At run time the confidence is ``|2p - 1|`` times that
-reliability times the agreement of the image's quadrants; the search falls back to
-fewshot when it is low.
+focus), ``cv_within_1dof`` and ``cv_abs_error_dof_median``. At run time the confidence
+is ``|2p - 1|`` times the agreement of the image's quadrants, and 0 when the
+cross-validated sign accuracy is below 0.6 (the PSF does not show the side of focus);
+a prediction within 1 DoF of focus (no sign needed) gets the magnitude reliability
+``min(1, cv_within_1dof / 0.6)``. The search falls back to fewshot when the confidence
+is low.
 """
 
 from __future__ import annotations
@@ -29,14 +37,17 @@ import numpy as np
 
 from napari_focusqa.core.errors import FocusQAError
 
-EDGES = np.geomspace(0.015, 0.5, 13)
+EDGES = np.geomspace(0.008, 0.5, 25)
 HEAD_KIND = "focusqa-singleshot-head"
+FEATURES = "spectral-v3"
+#: below this cross-validated sign accuracy the head never moves on its own
+MIN_CV_SIGN_ACCURACY = 0.6
 #: instrument facts a calibration must share with the microscope it is used on
 INSTRUMENT_KEYS = ("name", "camera", "focus_device", "pixel_size_um", "channel")
 
 
 def spectral_features(img: np.ndarray) -> np.ndarray:
-    """Feature vector (20 values) of one 2D image (see module doc)."""
+    """Feature vector (51 values) of one 2D image (see module doc)."""
     a = np.asarray(img, dtype=np.float64)
     if a.ndim != 2 or min(a.shape) < 16:
         raise FocusQAError(f"image: expected a 2D image of at least 16x16 px, got {a.shape}")
@@ -51,14 +62,24 @@ def spectral_features(img: np.ndarray) -> np.ndarray:
     c8 = np.cos(np.pi / 8)
     horiz, vert = np.abs(np.cos(th)) > c8, np.abs(np.sin(th)) > c8
     d1, d2 = np.abs(np.cos(th - np.pi / 4)) > c8, np.abs(np.cos(th + np.pi / 4)) > c8
-    out = []
-    for lo, hi in zip(EDGES[:-1], EDGES[1:]):
+    lp = np.full(len(EDGES) - 1, np.nan)
+    for i, (lo, hi) in enumerate(zip(EDGES[:-1], EDGES[1:])):
         m = (r > lo) & (r <= hi)
-        out.append(np.log(float(p[m].mean()) / tot + 1e-12) if m.any() else 0.0)
-    for lo, hi in zip(EDGES[:-1:3], EDGES[3::3]):
+        if m.any():
+            lp[i] = np.log(float(p[m].mean()) / tot + 1e-12)
+    ok = np.isfinite(lp)
+    if not ok.any():
+        return np.full(51, np.nan)
+    # bands below a small image's lowest frequency: the nearest measured band
+    lp = np.interp(np.arange(lp.size), np.flatnonzero(ok), lp[ok])
+    out = [float(v) for v in np.diff(lp)] + [float(v) for v in np.diff(lp, 2)]
+    aniso = []
+    for lo, hi in zip(EDGES[:-1:6], EDGES[6::6]):
         m = (r > lo) & (r <= hi)
-        out.append(_log_ratio(p, m & horiz, m & vert))
-        out.append(_log_ratio(p, m & d1, m & d2))
+        aniso.append((_log_ratio(p, m & horiz, m & vert), _log_ratio(p, m & d1, m & d2)))
+    # the sample's own orientation is roughly the same in every band; an astigmatic
+    # blur's grows with frequency: keep the change from band to band
+    out += [float(v) for v in np.diff(np.asarray(aniso), axis=0).ravel()]
     return np.asarray(out, dtype=np.float64)
 
 
@@ -115,7 +136,8 @@ class SingleShotHead:
 
     mean: np.ndarray
     scale: np.ndarray
-    mag_coef: np.ndarray
+    pos_coef: np.ndarray
+    neg_coef: np.ndarray
     sign_coef: np.ndarray
     dof_um: float
     z_max_um: float
@@ -144,13 +166,18 @@ class SingleShotHead:
                     ) -> SingleShotHead:
         mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
         xs = np.c_[np.ones(len(x)), (x - mean) / scale]
-        mag = _ridge(xs, np.abs(z) / dof, lam)
+        pos, neg = z >= 0, z <= 0
+        pos_coef = _ridge(xs[pos], z[pos] / dof, lam) if pos.sum() >= 2 else np.zeros(
+            xs.shape[1])
+        neg_coef = _ridge(xs[neg], z[neg] / dof, lam) if neg.sum() >= 2 else np.zeros(
+            xs.shape[1])
         far = np.abs(z) > dof
         if far.sum() < 2 or len(set((z[far] > 0).tolist())) < 2:
             sign = np.zeros(xs.shape[1])  # no planes on both sides: sign unknown (p = 0.5)
         else:
             sign = _logistic(xs[far], (z[far] > 0).astype(np.float64), lam)
-        return cls(mean=mean, scale=scale, mag_coef=mag, sign_coef=sign, dof_um=float(dof),
+        return cls(mean=mean, scale=scale, pos_coef=pos_coef, neg_coef=neg_coef,
+                   sign_coef=sign, dof_um=float(dof),
                    z_max_um=float(np.max(np.abs(z))))
 
     @classmethod
@@ -175,16 +202,24 @@ class SingleShotHead:
                 "cv_within_1dof": round(float(np.mean(np.asarray(errs) <= 1.0)), 4)}
 
     @property
-    def reliability(self) -> float:
-        """0..1 from the cross-validated sign accuracy (0.5 -> 0, >= 0.95 -> 1)."""
-        acc = float(self.cv.get("cv_sign_accuracy", 0.0))
-        return float(np.clip((acc - 0.5) / 0.45, 0.0, 1.0))
+    def sign_usable(self) -> bool:
+        """False when the cross-validated sign accuracy is near chance (< 0.6): the
+        instrument's PSF does not show the side of focus (e.g. a symmetric PSF)."""
+        return float(self.cv.get("cv_sign_accuracy", 0.0)) >= MIN_CV_SIGN_ACCURACY
+
+    @property
+    def magnitude_reliability(self) -> float:
+        """0..1 from the cross-validated fraction within 1 DoF (>= 0.6 -> 1)."""
+        return float(np.clip(float(self.cv.get("cv_within_1dof", 0.0)) / 0.6, 0.0, 1.0))
 
     def _raw(self, x: np.ndarray) -> tuple[float, float]:
         xs = np.r_[1.0, (x - self.mean) / self.scale]
-        mag = min(max(float(xs @ self.mag_coef), 0.0) * self.dof_um, self.z_max_um)
         p = float(1.0 / (1.0 + np.exp(-np.clip(xs @ self.sign_coef, -30, 30))))
-        return (mag if p >= 0.5 else -mag), p
+        if p >= 0.5:
+            z = min(max(float(xs @ self.pos_coef), 0.0) * self.dof_um, self.z_max_um)
+        else:
+            z = max(min(float(xs @ self.neg_coef), 0.0) * self.dof_um, -self.z_max_um)
+        return z, p
 
     def predict(self, img: np.ndarray) -> tuple[float, float, dict[str, Any]]:
         """``(z_um, confidence, details)`` of one image; ``z_um`` = position - focus.
@@ -199,21 +234,21 @@ class SingleShotHead:
         quads = [a[:h // 2, :w // 2], a[:h // 2, w // 2:], a[h // 2:, :w // 2], a[h // 2:, w // 2:]]
         signs = [self._raw(spectral_features(q))[1] >= 0.5 for q in quads if min(q.shape) >= 16]
         agree = float(np.mean([s == (p >= 0.5) for s in signs])) if signs else 1.0
-        if abs(z) <= self.dof_um:  # already within 1 DoF: the sign does not matter
-            conf = self.reliability if self.reliability > 0 else 0.5
-            conf = max(conf, 0.5)
+        if abs(z) <= self.dof_um:  # within 1 DoF: the sign does not matter, the size does
+            conf = self.magnitude_reliability
         else:
-            conf = abs(2 * p - 1) * self.reliability * agree
+            conf = abs(2 * p - 1) * agree if self.sign_usable else 0.0
         return z, float(conf), {"p_above": p, "quadrant_agreement": agree,
                                 "magnitude_um": abs(z)}
 
     # --- JSON ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         body = {
-            "kind": HEAD_KIND, "features": "spectral-v1",
+            "kind": HEAD_KIND, "features": FEATURES,
             "mean": [round(float(v), 8) for v in self.mean],
             "scale": [round(float(v), 8) for v in self.scale],
-            "mag_coef": [round(float(v), 8) for v in self.mag_coef],
+            "pos_coef": [round(float(v), 8) for v in self.pos_coef],
+            "neg_coef": [round(float(v), 8) for v in self.neg_coef],
             "sign_coef": [round(float(v), 8) for v in self.sign_coef],
             "dof_um": round(self.dof_um, 6), "z_max_um": round(self.z_max_um, 6),
             "cv": self.cv, "instrument": self.instrument,
@@ -224,18 +259,18 @@ class SingleShotHead:
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "single-shot head") -> SingleShotHead:
         try:
-            if d.get("kind") != HEAD_KIND or d.get("features") != "spectral-v1":
-                raise FocusQAError(f"{where}: not a spectral-v1 single-shot head")
+            if d.get("kind") != HEAD_KIND or d.get("features") != FEATURES:
+                raise FocusQAError(f"{where}: not a {FEATURES} single-shot head (recalibrate)")
             want = d.get("sha256")
             got = _digest({k: v for k, v in d.items() if k != "sha256"})
             if want != got:
                 raise FocusQAError(f"{where}: sha256 mismatch (stored {str(want)[:12]}…, "
                                    f"content {got[:12]}…): the head was edited or corrupted")
             arr = {k: np.asarray(d[k], dtype=np.float64)
-                   for k in ("mean", "scale", "mag_coef", "sign_coef")}
+                   for k in ("mean", "scale", "pos_coef", "neg_coef", "sign_coef")}
             n = arr["mean"].size
-            if arr["scale"].size != n or arr["mag_coef"].size != n + 1 or \
-                    arr["sign_coef"].size != n + 1:
+            if arr["scale"].size != n or any(arr[k].size != n + 1 for k in (
+                    "pos_coef", "neg_coef", "sign_coef")):
                 raise FocusQAError(f"{where}: coefficient lengths do not match")
             return cls(dof_um=float(d["dof_um"]), z_max_um=float(d["z_max_um"]),
                        cv=dict(d.get("cv") or {}), instrument=dict(d.get("instrument") or {}),

@@ -1,0 +1,95 @@
+"""Single-shot with a real fitted head and calibration-free two-shot, on simulated
+microscopes (real pymmcore-plus UniMMCore) replaying stacks made from real images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from conftest import require_shared
+
+from napari_focusqa.autofocus.calibrate import Calibration, calibrate_microscope
+from napari_focusqa.autofocus.psfstack import astigmatic_stack
+from napari_focusqa.autofocus.safety import StageGuard, StageLimits
+from napari_focusqa.autofocus.search import default_limits, run_autofocus
+from napari_focusqa.autofocus.simulated import SimulatedMicroscope
+
+Z = np.arange(-12, 12.01, 1.0)  # documented focus: plane 12 (z = 0)
+
+
+@pytest.fixture(scope="module")
+def astig_stack() -> np.ndarray:
+    """An astigmatic instrument imaging a real in-focus Hoechst field (BBBC006)."""
+    field = tifffile.imread(require_shared("bbbc006_hoechst_infocus_9fields.tif"))[1]
+    return astigmatic_stack(field[:256, :256].astype(np.float64), Z, sigma0_px=1.0,
+                            px_per_um=2.0, astig_um=1.0)
+
+
+@pytest.fixture(scope="module")
+def astig_cal(astig_stack) -> Calibration:
+    cm = SimulatedMicroscope(astig_stack, 1.0, focus_index=12, name="astig", seed=1)
+    lo, hi = cm.travel
+    return calibrate_microscope(cm, StageGuard(cm, default_limits(cm)), z_from_um=lo,
+                                z_to_um=hi, step_um=1.0, model=None, distance_model=None)
+
+
+def test_fitted_head_is_stored_with_its_checks(astig_cal):
+    head = astig_cal.singleshot
+    assert head is not None and head.sign_usable
+    assert astig_cal.instrument["name"] == "astig"
+    d = astig_cal.to_dict()
+    back = Calibration.from_dict(d)
+    assert back.singleshot is not None
+    img = np.asarray(SimulatedMicroscope(np.stack([np.zeros((64, 64))] * 3), 1.0,
+                                         photons=None).stack[0])
+    assert back.singleshot.predict(img + 5.0)[0] == pytest.approx(head.predict(img + 5.0)[0])
+
+
+@pytest.mark.parametrize("start_rel", [-7.0, -5.0])
+def test_singleshot_one_move_and_a_confirming_image(astig_stack, astig_cal, start_rel):
+    """Another noise seed and hidden stage offset than the calibration's: one image,
+    one move, one confirming image, within 1 DoF of the documented focus."""
+    m = SimulatedMicroscope(astig_stack, 1.0, focus_index=12, name="astig", seed=7,
+                            offset_um=2.0, start_um=2.0 + 12 + start_rel)
+    run = run_autofocus(m, "singleshot", calibration=astig_cal)
+    assert run.ok and run.method_used == "singleshot", run.stop_reason
+    assert run.images_used == 2 and run.score_name == "dz_um:singleshot-head"
+    first = run.acquisitions[0]
+    assert np.sign(first.score) == np.sign(start_rel)  # the side of focus, from one image
+    assert first.stats["confidence"] >= 0.5
+    assert abs(run.final_z_um - m.true_focus_um) <= astig_cal.dof_um
+    assert run.wrong_direction_moves(m.true_focus_um) == 0
+
+
+def test_singleshot_target_outside_limits_is_refused_not_clamped(astig_stack, astig_cal):
+    m = SimulatedMicroscope(astig_stack, 1.0, focus_index=12, name="astig", seed=8,
+                            start_um=12 - 7.0)
+    start = m.get_z()
+    run = run_autofocus(m, "singleshot", calibration=astig_cal,
+                        limits=StageLimits(start - 1.0, start + 2.0, 5.0))
+    assert run.status == "refused" and "outside the z limits" in run.stop_reason
+    assert m.core.getPosition() == pytest.approx(start)
+    assert all(a.z_um <= start + 2.0 + 1e-9 for a in run.acquisitions)
+
+
+@pytest.mark.parametrize("start_rel", [-0.6, 0.6])
+def test_twoshot_without_calibration_on_a_real_stack(start_rel):
+    """deconwolf's Info names NA 1.45 oil and 461 nm, its resolution 0.13 µm/px: no
+    calibration; exactly 2 images + the final one."""
+    path = require_shared("deconwolf_dapi_widefield_zstack.tif")
+    m = SimulatedMicroscope.from_file(path, focus_index=19, offset_um=0.7,
+                                      start_um=0.7 + 19 * 0.3 + start_rel, seed=4)
+    run = run_autofocus(m, "twoshot")
+    assert run.ok, run.stop_reason
+    assert run.images_used == 3 and run.method_used == "twoshot"
+    assert run.info["twoshot"]["optics"]["na"] == 1.45
+    assert abs(run.final_z_um - m.true_focus_um) <= run.dof_um
+
+
+def test_twoshot_focus_outside_limits_is_refused():
+    path = require_shared("deconwolf_dapi_widefield_zstack.tif")
+    m = SimulatedMicroscope.from_file(path, focus_index=19, start_um=19 * 0.3 + 1.2, seed=4)
+    start = m.get_z()
+    run = run_autofocus(m, "twoshot", limits=StageLimits(start - 0.1, start + 3.0, 3.0))
+    assert run.status in ("refused", "failed")
+    assert m.core.getPosition() == pytest.approx(start)
