@@ -391,6 +391,25 @@ def test_macro_errors_reach_the_imagej_log(tmp_path, capsys):
 
 
 @pytest.mark.java
+def test_runmacro_argument_fills_the_dialog_fields(tmp_path, capsys):
+    """runMacro(path, "key=value ...") gives the same keys as the dialog (no dialog shown),
+    here on a single 2D plane (planes mode, no best slice)."""
+    _java()
+    ijdir = _installed(tmp_path)
+    out = tmp_path / "one plane.csv"
+    installed = ijdir / "macros" / "FocusQA" / "Assess_Focus.ijm"
+    m = tmp_path / "m.ijm"
+    m.write_text('newImage("ramp", "16-bit ramp", 160, 120, 1);\n'
+                 f'runMacro("{installed}", "model=none stain_c1=actin results=[{out}]");\n')
+    rc = main(["fiji", "run-macro", str(m), "--imagej-dir", str(ijdir), "--expect", str(out),
+               "--timeout", "120"])
+    assert rc == 0, capsys.readouterr().out
+    cols, rows = _read_csv(out)
+    assert len(rows) == 1 and rows[0]["file"] == "ramp" and rows[0]["stain"] == "actin"
+    assert rows[0]["model"] == "" and "stack_sf_ratio" not in cols  # SF only, one plane
+
+
+@pytest.mark.java
 def test_imagej_command_uses_xvfb_only_without_display(tmp_path):
     from fiji_bridge.runner import imagej_command
 

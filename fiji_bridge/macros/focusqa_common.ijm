@@ -92,7 +92,9 @@ function fqKey(label) {
 function fqPython() {
 	e = call("java.lang.System.getenv", "FOCUSQA_PYTHON");
 	if (e != "" && e != "0" && e != "null") return e;
-	cfg = getDirectory("plugins") + "FocusQA" + File.separator + "focusqa.cfg";
+	plugins = getDirectory("plugins");  // "" in a -batch run before any run() call
+	if (plugins == "") plugins = getDirectory("imagej") + "plugins" + File.separator;
+	cfg = plugins + "FocusQA" + File.separator + "focusqa.cfg";
 	if (!File.exists(cfg)) {
 		fqFail("FocusQA is not configured: " + cfg + " is missing. In the Python environment "
 			+ "that has FocusQA, run: focusqa fiji install " + getDirectory("imagej"));
