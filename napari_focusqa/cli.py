@@ -27,6 +27,7 @@ PLUGIN_MODULES = (
     "napari_focusqa.autofocus.cli",
     "napari_focusqa.batch.cli",
     "napari_focusqa.acquire.cli",
+    "napari_focusqa.bioimageio.cli",
     "fiji_bridge.cli",
 )
 

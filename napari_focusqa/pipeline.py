@@ -50,7 +50,9 @@ def resolve_model(ref: ModelRef = None, *, threads: int | None = None) -> FocusM
     ref : str, path, FocusModel or None
         ``None`` or ``""``: the default installed model (``fqa-levels``), or None when no
         model is installed (classic metrics only). ``"none"`` (any case): no model.
-        Otherwise a model id, a card (``.json``) or ONNX path, or a loaded model.
+        Otherwise a model id, a card (``.json``) or ONNX path, a bioimage.io model
+        package (folder, ``bioimageio.yaml``/``rdf.yaml`` or zip; see
+        :mod:`napari_focusqa.bioimageio.loader`), or a loaded model.
     threads : int, optional
         onnxruntime intra-op threads for a newly loaded session.
 
@@ -67,12 +69,11 @@ def resolve_model(ref: ModelRef = None, *, threads: int | None = None) -> FocusM
         return None if default is None else load_model(default, threads=threads)
     if isinstance(ref, str) and ref.strip().lower() == "none":
         return None
-    return load_model(_bioimageio_card(ref), threads=threads)
+    from napari_focusqa.bioimageio.loader import is_package, load_package
 
-
-def _bioimageio_card(ref: str | os.PathLike[str]) -> str | os.PathLike[str]:
-    """Hook for model packages in other formats (bioimage.io); identity for our cards."""
-    return ref
+    if is_package(ref):  # a bioimage.io package: folder, bioimageio.yaml/rdf.yaml or zip
+        return load_package(ref, threads=threads)
+    return load_model(ref, threads=threads)
 
 
 def _model_for(model: ModelRef | Literal["default"]) -> FocusModel | None:
