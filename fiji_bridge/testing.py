@@ -1,5 +1,5 @@
 """Test helpers: skip (locally) or fail (CI) when Java / ImageJ / a display is missing,
-and :func:`record_dialog_run`, which presses a command's dialog in a real ImageJ GUI with
+and :func:`record_dialog_runs`, which presses commands' dialogs in a real ImageJ GUI with
 the macro Recorder open (``python -m fiji_bridge.testing record SPEC OUT`` under Xvfb).
 
 ``FOCUSQA_REQUIRE_JAVA=1`` or ``FOCUSQA_REQUIRE_ALL=1`` (set by CI) turns every skip into a failure, so CI proves the
@@ -55,27 +55,23 @@ def require_display() -> None:
 # --------------------------------------------------------------------------------------
 # driving a command's dialog in a real ImageJ GUI (under Xvfb) with the Recorder open
 # --------------------------------------------------------------------------------------
-def record_dialog_run(
+def record_dialog_runs(
     imagej_dir: str,
     image: str,
-    command: str,
+    runs: Sequence[dict[str, Any]],
     *,
-    strings: Sequence[str | None] = (),
-    choices: Sequence[str | None] = (),
-    numbers: Sequence[float | None] = (),
-    checks: Sequence[bool | None] = (),
-    done_marker: str = "FocusQA:",
     timeout: float = 300.0,
     screenshot: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``command`` from its dialog as a user would, with the macro Recorder open.
+    """Run commands from their dialogs as a user would, with the macro Recorder open.
 
     Starts a *non-headless* ImageJ in this process (call it in a child process under
-    Xvfb: JPype allows one JVM per process), opens ``image``, starts ``command`` the way
-    a menu click does (``ij.Executer``), fills the dialog's string, choice, numeric and
-    check-box fields in their order (``None`` keeps a field's default), presses OK and
-    waits until the Log shows ``done_marker`` or a FocusQA error. ``screenshot``: save a
-    PNG of the filled dialog there (for the docs).
+    Xvfb: JPype allows one JVM per process) and opens ``image``. Each of ``runs`` is a
+    dict with ``command``, optional ``strings``, ``choices``, ``numbers`` and ``checks``
+    (values for the dialog's fields of that type, in their order; ``None`` keeps a
+    default) and ``done_marker``: the command is started the way a menu click does
+    (``ij.Executer``), its dialog filled, OK pressed, and the Log watched until the marker
+    (or a FocusQA error) appears. ``screenshot``: a PNG of the first filled dialog.
 
     Returns ``{"recorded": Recorder text, "log": Log text}``.
     """
@@ -100,34 +96,43 @@ def record_dialog_run(
     WindowManager = jimport("ij.WindowManager")  # noqa: N806
     while WindowManager.getCurrentImage() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    jimport("ij.Executer")(command, imp)  # what a menu click does: a thread runs it
-    gd = _wait_for_dialog(jimport, command, deadline)
+    for k, run in enumerate(runs):
+        start = len(str(IJ.getLog() or ""))
+        command = str(run["command"])
+        jimport("ij.Executer")(command, imp)  # what a menu click does: a thread runs it
+        gd = _wait_for_dialog(jimport, command, deadline)
+        _fill(gd, run)
+        if screenshot and k == 0:
+            time.sleep(1.0)  # let AWT paint the filled fields
+            shot = jimport("java.awt.Robot")().createScreenCapture(gd.getBounds())
+            jimport("javax.imageio.ImageIO").write(shot, "png", jimport("java.io.File")(screenshot))
+        ActionEvent = jimport("java.awt.event.ActionEvent")  # noqa: N806
+        gd.actionPerformed(ActionEvent(gd.getButtons()[0], ActionEvent.ACTION_PERFORMED, "OK"))
+        marker = str(run.get("done_marker", "FocusQA:"))
+        log = ""
+        while time.monotonic() < deadline:
+            log = str(IJ.getLog() or "")[start:]
+            if marker in log or "FocusQA error" in log:
+                break
+            time.sleep(0.2)
+        else:
+            raise TimeoutError(f"{command} did not finish within {timeout:g} s; log: {log}")
+        time.sleep(1.0)  # the Recorder writes the command when it returns
+    recorded = str(jimport("ij.plugin.frame.Recorder").getInstance().getText())
+    return {"recorded": recorded, "log": str(IJ.getLog() or "")}
+
+
+def _fill(gd: Any, run: dict[str, Any]) -> None:
+    """Type the run's values into the dialog's fields (in their order per type)."""
     for fields, values, setter in (
-        (gd.getStringFields(), strings, lambda f, v: f.setText(str(v))),
-        (gd.getChoices(), choices, lambda f, v: f.select(str(v))),
-        (gd.getNumericFields(), numbers, lambda f, v: f.setText(str(v))),
-        (gd.getCheckboxes(), checks, lambda f, v: f.setState(bool(v))),
+        (gd.getStringFields(), run.get("strings", ()), lambda f, v: f.setText(str(v))),
+        (gd.getChoices(), run.get("choices", ()), lambda f, v: f.select(str(v))),
+        (gd.getNumericFields(), run.get("numbers", ()), lambda f, v: f.setText(str(v))),
+        (gd.getCheckboxes(), run.get("checks", ()), lambda f, v: f.setState(bool(v))),
     ):
         for i, v in enumerate(values):
             if v is not None:
                 setter(fields.get(i), v)
-    if screenshot:
-        time.sleep(1.0)  # let AWT paint the filled fields
-        shot = jimport("java.awt.Robot")().createScreenCapture(gd.getBounds())
-        jimport("javax.imageio.ImageIO").write(shot, "png", jimport("java.io.File")(screenshot))
-    ActionEvent = jimport("java.awt.event.ActionEvent")  # noqa: N806
-    gd.actionPerformed(ActionEvent(gd.getButtons()[0], ActionEvent.ACTION_PERFORMED, "OK"))
-    log = ""
-    while time.monotonic() < deadline:
-        log = str(IJ.getLog() or "")
-        if done_marker in log or "FocusQA error" in log:
-            break
-        time.sleep(0.2)
-    else:
-        raise TimeoutError(f"{command} did not finish within {timeout:g} s; log: {log}")
-    time.sleep(1.0)  # the Recorder writes the command when it returns
-    recorded = str(jimport("ij.plugin.frame.Recorder").getInstance().getText())
-    return {"recorded": recorded, "log": str(IJ.getLog() or "")}
 
 
 def _wait_for_dialog(jimport: Any, title: str, deadline: float) -> Any:
@@ -143,13 +148,13 @@ def _wait_for_dialog(jimport: Any, title: str, deadline: float) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m fiji_bridge.testing record SPEC.json OUT.json`` (run under Xvfb):
-    :func:`record_dialog_run` with the keyword arguments in SPEC, its result into OUT."""
+    :func:`record_dialog_runs` with the keyword arguments in SPEC, its result into OUT."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 3 or args[0] != "record":
         print("usage: python -m fiji_bridge.testing record SPEC.json OUT.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(args[1]).read_text(encoding="utf-8"))
-    out = record_dialog_run(**spec)
+    out = record_dialog_runs(**spec)
     Path(args[2]).write_text(json.dumps(out), encoding="utf-8")
     return 0
 

@@ -308,9 +308,9 @@ def test_assess_focus_macro_end_to_end(tmp_path, sharpness_model, capsys):
 
 @pytest.mark.java
 def test_dialog_run_is_recorded_and_replays_headless(tmp_path, sharpness_model, capsys):
-    """A user fills the real "Assess Focus" dialog in an ImageJ GUI (Xvfb) with the macro
-    Recorder open; the recorded line, replayed by a headless batch ImageJ, gives the same
-    Results table, byte for byte."""
+    """A user fills the real "Assess Focus" and "Focus Curves" dialogs in an ImageJ GUI
+    (Xvfb) with the macro Recorder open; the recorded macro, replayed by a headless batch
+    ImageJ, gives the same Results table and curves table, byte for byte."""
     import subprocess
 
     _java()
@@ -318,12 +318,19 @@ def test_dialog_run_is_recorded_and_replays_headless(tmp_path, sharpness_model, 
     ijdir = _installed(tmp_path)
     capsys.readouterr()
     first = tmp_path / "dialog results.csv"  # a space: the Recorder must bracket it
+    curves_first = tmp_path / "curves.csv"
     spec = {
-        "imagej_dir": str(ijdir), "image": str(path), "command": "Assess Focus",
-        # string fields in dialog order: model, results, patches, save, flatten
-        "strings": [str(sharpness_model), str(first)],
-        "choices": ["actin"],  # stain of channel 1 (auto would say nucleus: DAPI)
-        "done_marker": "plane(s) of",
+        "imagej_dir": str(ijdir), "image": str(path),
+        "runs": [
+            {"command": "Assess Focus",
+             # string fields in dialog order: model, results, patches, save, flatten
+             "strings": [str(sharpness_model), str(first)],
+             "choices": ["actin"],  # stain of channel 1 (auto would say nucleus: DAPI)
+             "done_marker": "plane(s) of"},
+            {"command": "Focus Curves",
+             "strings": [None, None, str(curves_first)],  # model, save (plot), csv
+             "done_marker": "SF peak at slice"},
+        ],
     }
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     out_json = tmp_path / "recorded.json"
@@ -340,8 +347,10 @@ def test_dialog_run_is_recorded_and_replays_headless(tmp_path, sharpness_model, 
     # steps (Duplicate, Clear Results, ...)
     recorded = got["recorded"]
     runs = [ln for ln in recorded.splitlines() if ln.startswith("run(")]
-    assert len(runs) == 1, recorded
+    assert len(runs) == 2, recorded
     line = runs[0]
+    assert runs[1].startswith('run("Focus Curves", "model=none stain_c1=auto ')
+    assert f"csv={curves_first}" in runs[1]
     assert line.startswith('run("Assess Focus", "') and line.endswith('");')
     assert f"model={sharpness_model}" in line
     assert "stain_c1=actin" in line and f"results=[{first}]" in line
@@ -351,11 +360,15 @@ def test_dialog_run_is_recorded_and_replays_headless(tmp_path, sharpness_model, 
     # replay the recorded line headless, writing the Results elsewhere
     second = tmp_path / "replayed.csv"
     replay = tmp_path / "replay.ijm"
-    replay.write_text(f'open("{path}");\n' + recorded.replace(f"[{first}]", f"[{second}]"))
+    curves_second = tmp_path / "curves_replayed.csv"
+    replay.write_text(f'open("{path}");\n' + recorded.replace(f"[{first}]", f"[{second}]")
+                      .replace(f"csv={curves_first}", f"csv={curves_second}"))
     rc = main(["fiji", "run-macro", str(replay), "--imagej-dir", str(ijdir),
-               "--expect", str(second), "--timeout", "300"])
+               "--expect", str(second), "--expect", str(curves_second), "--timeout", "300"])
     assert rc == 0, capsys.readouterr().out
     assert second.read_bytes() == first.read_bytes()
+    assert curves_second.read_bytes() == curves_first.read_bytes()
+    assert len(_read_csv(curves_first)[1]) == 40
 
 
 @pytest.mark.java
