@@ -188,7 +188,7 @@ def test_own_autofocus_is_refused_while_a_sequence_runs(cal, tmp_path):
     T = 4
     s = _sim(timepoints=T)
     core = s.microscope.core
-    other = MMCoreMicroscope(core, name="widget")
+    other = MMCoreMicroscope(core, name=s.microscope.name)  # e.g. a widget's
     seen: dict[str, object] = {}
 
     def try_own_af(row, res, img):  # runs on the QC thread while the MDA thread acquires

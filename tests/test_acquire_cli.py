@@ -71,6 +71,12 @@ def test_mismatched_calibration_is_one_clear_line(cal_file, tmp_path, capsys):
     assert rc == 2
     line = _err_line(capsys)
     assert "calibration" in line and "some_other_stack.tif" in line
+    d = json.loads(cal_file.read_text())
+    d["instrument"]["name"] = "another microscope"
+    other.write_text(json.dumps(d))
+    assert main(["acquire", "--stack", str(require_shared(STACK)), "--autofocus", "fewshot",
+                 "--calibration", str(other)]) == 2
+    assert "another instrument" in _err_line(capsys)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     assert main(["acquire", "--stack", str(require_shared(STACK)), "--autofocus", "fewshot",

@@ -45,7 +45,7 @@ def cmd_acquire(args: argparse.Namespace) -> int:
     if args.interval_s < 0:
         raise FocusQAError(f"--interval-s: expected >= 0, got {args.interval_s}")
     cal = load_calibration(args.calibration) if args.calibration else None
-    if method in ("fewshot", "singleshot", "twoshot") and cal is None:
+    if method in ("fewshot", "singleshot") and cal is None:
         raise FocusQAError(f"--calibration: --autofocus {method} needs a calibration file "
                            "(make one with `focusqa calibrate ... --out cal.json`)")
     truth = None

@@ -66,6 +66,20 @@ def _r(v: Any, nd: int = 4) -> Any:
     return None if v is None else round(float(v), nd)
 
 
+def _connect_direct(signal: Any, slot: Callable[..., Any]) -> None:
+    """Connect so that ``slot`` runs in the emitting (acquisition) thread: psygnal does
+    that; a Qt-backed runner (``PYMM_SIGNALS_BACKEND`` auto with a QApplication) would
+    queue it to the GUI thread, where frames still in flight at the end would be lost."""
+    from psygnal import SignalInstance
+
+    if isinstance(signal, SignalInstance):
+        signal.connect(slot)
+        return
+    from qtpy.QtCore import Qt
+
+    signal.connect(slot, Qt.ConnectionType.DirectConnection)
+
+
 class LiveQC:
     """Assess frames of a running sequence on a worker thread.
 
@@ -108,6 +122,8 @@ class LiveQC:
         self.reacquire = reacquire
         self.alert_verdicts = tuple(alert_verdicts)
         self.rows: list[dict[str, Any]] = []
+        #: exceptions raised by frameAssessed/alert listeners (QC went on)
+        self.listener_errors: list[str] = []
         self.sink: Any = None
         if table is not None:
             path = Path(table)
@@ -125,7 +141,7 @@ class LiveQC:
     def attach(self, mda: Any) -> None:
         """Connect to a runner's ``events.frameReady`` (and an engine's fault listeners)."""
         self._mda = mda
-        mda.events.frameReady.connect(self.submit)
+        _connect_direct(mda.events.frameReady, self.submit)
         if self.engine is not None:
             self.engine.fault_listeners.append(self.record_fault)
 
@@ -172,11 +188,14 @@ class LiveQC:
             self.rows.append(row)
             if self.sink is not None:
                 self.sink.write([row])
-            self.frameAssessed.emit(row, res, img)
-            if row.get("verdict") in self.alert_verdicts:
-                self.alert.emit(row)
-                if self.reacquire and self.engine is not None:
-                    self.engine.request_reacquisition(event, str(row["verdict"]))
+            try:  # a failing listener must not stop the QC of later frames
+                self.frameAssessed.emit(row, res, img)
+                if row.get("verdict") in self.alert_verdicts:
+                    self.alert.emit(row)
+                    if self.reacquire and self.engine is not None:
+                        self.engine.request_reacquisition(event, str(row["verdict"]))
+            except Exception as exc:
+                self.listener_errors.append(f"{type(exc).__name__}: {exc}")
 
     def _base_row(self, event: Any, meta: dict[str, Any]) -> dict[str, Any]:
         with self._lock:

@@ -71,17 +71,26 @@ def build_sequence(
 
 def check_calibration(calibration: Any, method: str, microscope: Any,
                       stack: str | None = None) -> None:
-    """Raise a one-line FocusQAError when ``method`` needs a calibration that is missing,
-    or ``calibration`` does not fit this microscope (called before anything moves)."""
+    """Raise a one-line FocusQAError when ``method`` cannot run on ``microscope`` with
+    ``calibration`` (missing, made on another instrument/channel/stack, score model gone;
+    twoshot without optics). Called before anything moves."""
     if method in ("none", "classic"):
         return
-    if calibration is None:
-        if method == "fewshot":
-            raise FocusQAError("calibration: --autofocus fewshot needs a calibration "
-                               "(`focusqa calibrate ... --out cal.json`, then --calibration)")
+    if method == "twoshot":
+        from napari_focusqa.autofocus.twoshot import resolve_optics
+
+        resolve_optics(microscope, None)  # names the first missing optics field
         return
-    src = calibration.source or {}
-    cal_file = src.get("file")
+    if calibration is None:
+        raise FocusQAError(f"calibration: --autofocus {method} needs a calibration "
+                           "(`focusqa calibrate ... --out cal.json`, then --calibration)")
+    from napari_focusqa.autofocus.spectral import instrument_mismatch, instrument_of
+
+    bad = instrument_mismatch(calibration.instrument or {}, instrument_of(microscope))
+    if bad:
+        raise FocusQAError(f"calibration: recorded on another instrument or channel ({bad}); "
+                           "recalibrate on this one")
+    cal_file = (calibration.source or {}).get("file")
     if stack and cal_file and Path(str(cal_file)).name != Path(stack).name:
         raise FocusQAError(f"calibration: made on {Path(str(cal_file)).name}, not on this "
                            f"microscope's stack {Path(stack).name}; recalibrate")
@@ -94,14 +103,6 @@ def check_calibration(calibration: Any, method: str, microscope: Any,
         except Exception as exc:
             raise FocusQAError(f"calibration: its score model {ref!r} cannot be loaded "
                                f"({str(exc).splitlines()[0]}); recalibrate") from exc
-    px_cal = (calibration.optics or {}).get("pixel_size_um")
-    try:
-        px = (microscope.info() or {}).get("pixel_size_um")
-    except Exception:
-        px = None
-    if px_cal and px and abs(float(px_cal) - float(px)) > 0.05 * float(px):
-        raise FocusQAError(f"calibration: pixel size {px_cal} µm differs from the "
-                           f"microscope's {px} µm (another objective?); recalibrate")
 
 
 @dataclass
@@ -165,17 +166,17 @@ def run_acquisition(
     previous = core.mda.set_engine(eng)
     qc.attach(core.mda)
     t0 = time.perf_counter()
-    finish = "completed"
     try:
-        core.mda.events.sequenceCanceled.connect(_mark := _Flag())
         core.mda.run(sequence)
-        if _mark.set:
-            finish = "stopped after a fault" if eng.stopped_by_fault else "cancelled"
     finally:
-        core.mda.events.sequenceCanceled.disconnect(_mark)
         qc.close()
         if previous is not None:
             core.mda.set_engine(previous)
+    # the runner's own record (signals may be queued to a GUI thread)
+    cancelled = str(getattr(core.mda.status.finish_reason, "value", "")) == "canceled"
+    finish = "completed"
+    if cancelled:
+        finish = "stopped after a fault" if eng.stopped_by_fault else "cancelled"
     info = {"autofocus_method": method, "on_fault": on_fault,
             "reacquisitions": eng.n_reacquisitions,
             "returned_to_start": eng.returned_to_start,
@@ -183,11 +184,3 @@ def run_acquisition(
     return AcquisitionResult(frames=qc.rows, autofocus_events=eng.af_events,
                              faults=eng.faults, finish=finish,
                              elapsed_s=time.perf_counter() - t0, info=info)
-
-
-class _Flag:
-    def __init__(self) -> None:
-        self.set = False
-
-    def __call__(self, *args: Any) -> None:
-        self.set = True
