@@ -53,15 +53,6 @@ def read_frames(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def frame_verdict(result: Any) -> str | None:
-    """The FocusResult's verdict (``in_focus`` / ``out_of_focus`` / ``no_structure``)."""
-    v = getattr(result, "verdict", None)
-    if v is not None:
-        return str(v)
-    inf = result.in_focus  # models without the verdict field: level-based
-    return None if inf is None else ("in_focus" if inf else "out_of_focus")
-
-
 def _r(v: Any, nd: int = 4) -> Any:
     return None if v is None else round(float(v), nd)
 
@@ -234,9 +225,9 @@ class LiveQC:
         t0 = time.perf_counter()
         res = assess_image(img, self.model, stain=self.stain)
         t1 = time.perf_counter()
-        row.update(verdict=frame_verdict(res), expected_level=_r(res.expected_level),
+        row.update(verdict=res.verdict, expected_level=_r(res.expected_level),
                    predicted_level=res.predicted_level, certainty=_r(res.aggregate_certainty),
-                   structured_fraction=_r(getattr(res, "structured_fraction", None)),
+                   structured_fraction=_r(res.structured_fraction),
                    sf=_r(res.sf, 6), qc_ms=round((t1 - t0) * 1e3, 2),
                    qc_latency_ms=round((t1 - t_in) * 1e3, 2))
         meta.setdefault("focusqa", {}).update(

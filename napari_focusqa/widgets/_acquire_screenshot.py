@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     f.drift_um.value, f.autofocus.value, f.reacquire.value = 0.3, "fewshot", False
     f.calibration.value, f.table.value, f.qc_model.value = "", "", ""
     app = QApplication.instance()
+    assert app is not None
     t0 = time.perf_counter()
     if aw.start() is None:
         print(f"error: {aw.status.value}", file=sys.stderr)

@@ -266,12 +266,12 @@ class AcquireWidget(Container):
         ov = build_overlay([res], two_d=True)
         if BORDERS in self.viewer.layers:
             layer = self.viewer.layers[BORDERS]
-            if len(layer.data) == len(ov.data):  # same grid: recolour in place
+            if len(layer.data) == len(ov.coords):  # same grid: recolour in place
                 layer.features = ov.features
-                layer.edge_color = ov.edge_color
+                layer.border_color = ov.border_color
                 return
             self.viewer.layers.remove(BORDERS)
-        self.viewer.add_shapes(ov.data, name=BORDERS, **ov.layer_kwargs())
+        self.viewer.add_points(ov.coords, name=BORDERS, **ov.layer_kwargs())
 
     def _draw_plot(self) -> None:
         ax, ax2 = self.ax, self.ax2
