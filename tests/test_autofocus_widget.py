@@ -10,6 +10,13 @@ from conftest import require_shared
 pytestmark = pytest.mark.gui
 
 
+@pytest.fixture(autouse=True)
+def _magicgui_cache(tmp_path, monkeypatch):
+    import magicgui._util
+
+    monkeypatch.setattr(magicgui._util, "user_cache_dir", lambda: tmp_path / "mg_cache")
+
+
 def _widget(make_napari_viewer):
     import tifffile
 
@@ -18,21 +25,25 @@ def _widget(make_napari_viewer):
     path = require_shared("deconwolf_dapi_widefield_zstack.tif")
     viewer = make_napari_viewer(show=True)
     viewer.add_image(tifffile.imread(path), name="dapi", scale=(0.3, 0.13, 0.13))
-    w = AutofocusWidget(viewer)
-    viewer.window.add_dock_widget(w, name="FocusQA autofocus")
+    _, w = viewer.window.add_plugin_dock_widget("napari-focusqa", "Autofocus")
+    assert isinstance(w, AutofocusWidget)
     return viewer, w, LIVE_LAYER
 
 
-def test_widget_calibrates_and_autofocuses_simulated_stack(make_napari_viewer, qtbot):
+def test_widget_calibrates_and_autofocuses_simulated_stack(make_napari_viewer, qtbot, tmp_path):
+    from _napari_shots import shot
+    from qtpy.QtCore import Qt
+
     viewer, w, live = _widget(make_napari_viewer)
-    assert w.layer_combo.currentText() == "dapi"
-    assert not w.autofocus_btn.isEnabled()  # not connected yet
+    assert w.layer.value == "dapi"
+    assert not w.autofocus_btn.enabled  # not connected yet
     m = w.connect_simulated(focus_index=19, offset_um=2.0, seed=4)
     assert m is not None and m.core.getFocusDevice() == "Z"
-    assert w.z_min.value() == pytest.approx(2.0) and w.z_max.value() == pytest.approx(13.7)
+    assert w.form.z_min.value == pytest.approx(2.0)
+    assert w.form.z_max.value == pytest.approx(13.7)
 
-    w.calibrate_btn.click()
-    assert w.running and not w.autofocus_btn.isEnabled()
+    qtbot.mouseClick(w.calibrate_btn.native, Qt.MouseButton.LeftButton)
+    assert w.running and not w.autofocus_btn.enabled
     qtbot.waitUntil(lambda: not w.running, timeout=60_000)
     assert w.calibration is not None, w.last_error
     dof = w.calibration.dof_um
@@ -41,14 +52,14 @@ def test_widget_calibrates_and_autofocuses_simulated_stack(make_napari_viewer, q
     start = truth + 3.0
     assert w.move_to(start)
     assert m.core.getPosition() == pytest.approx(start)
-    w.method_combo.setCurrentText("fewshot")
-    w.autofocus_btn.click()
+    w.form.method.value = "fewshot"
+    qtbot.mouseClick(w.autofocus_btn.native, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not w.running, timeout=60_000)
     run = w.last_run
     assert run is not None and run.ok, w.last_error
     z_end = m.core.getPosition()
     assert abs(z_end - truth) <= dof
-    assert float(w.z_label.text()) == pytest.approx(z_end, abs=1e-3)
+    assert float(w.z_label.value.split()[2]) == pytest.approx(z_end, abs=1e-3)
     # the plot shows one point per acquisition and the chosen z
     pts = w.ax.lines[0]
     np.testing.assert_allclose(pts.get_xdata(), run.z_values)
@@ -56,6 +67,7 @@ def test_widget_calibrates_and_autofocuses_simulated_stack(make_napari_viewer, q
     assert any(np.allclose(ln.get_xdata(), run.chosen_z_um) for ln in w.ax.lines[1:])
     # the last acquired image is in the live layer
     assert live in viewer.layers and viewer.layers[live].data.shape == (201, 101)
+    shot(viewer, "napari_autofocus.png", tmp_path)
 
 
 def test_widget_cancel_and_refusal(make_napari_viewer, qtbot):
@@ -71,25 +83,25 @@ def test_widget_cancel_and_refusal(make_napari_viewer, qtbot):
     assert m.optics is not None and m.optics.dof_um == pytest.approx(0.468, abs=0.001)
     start = m.get_z()
     # a move outside the z limits is refused with a message, nothing moves
-    w.z_max.setValue(start + 1.0)
+    w.form.z_max.value = start + 1.0
     assert not w.move_to(start + 3.0)
     assert "outside the z limits" in w.last_error
     assert m.core.getPosition() == pytest.approx(start)
     # click Cancel once the first image is shown: the stage goes back to the start
-    w.z_max.setValue(m.travel[1])
-    w.method_combo.setCurrentText("classic")
+    w.form.z_max.value = m.travel[1]
+    w.form.method.value = "classic"
     m.camera_device.realtime = True  # each snap takes its exposure time
     m.core.setExposure(500.0)
-    w.autofocus_btn.click()
-    assert w.cancel_btn.isEnabled() and not w.calibrate_btn.isEnabled()
+    w.autofocus_btn.native.click()
+    assert w.cancel_btn.enabled and not w.calibrate_btn.enabled
     assert w.autofocus() is None and "Busy" in w.last_error  # no second run
     qtbot.waitUntil(lambda: len(w._live) >= 1, timeout=30_000)
-    w.cancel_btn.click()
+    w.cancel_btn.native.click()
     qtbot.waitUntil(lambda: not w.running, timeout=60_000)
     assert w.last_run.status == "cancelled"
     assert 1 <= w.last_run.images_used < 9
     assert m.core.getPosition() == pytest.approx(start)
-    assert not w.cancel_btn.isEnabled() and w.autofocus_btn.isEnabled()
+    assert not w.cancel_btn.enabled and w.autofocus_btn.enabled
     # fewshot without calibration: clear message, no worker
-    w.method_combo.setCurrentText("fewshot")
+    w.form.method.value = "fewshot"
     assert w.autofocus() is None and "Calibrate first" in w.last_error

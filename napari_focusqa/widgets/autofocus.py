@@ -1,212 +1,174 @@
 """napari dock widget: drive autofocus on a (simulated) microscope.
 
-Connect a simulated microscope built from the selected z-stack layer (a ``UniMMCore``
-replaying the stack, see :mod:`napari_focusqa.autofocus.simulated`), a Micro-Manager
-config file, or the shared ``CMMCorePlus.instance()``; set z limits and the maximum
-step; Snap / Move / Calibrate / Autofocus / Cancel. Calibration and autofocus run in a
-worker thread (napari ``create_worker``); every image lands in the "FocusQA microscope"
-layer and on the score-vs-z plot, with the chosen z marked.
+Connect a simulated microscope built from the chosen z-stack layer (a ``UniMMCore``
+replaying the stack, see :mod:`napari_focusqa.autofocus.simulated`; the layer becomes a
+stack by :func:`napari_focusqa.pipeline.layer_to_stack`, the same rule as "Assess
+focus"), a Micro-Manager config file, or the shared ``CMMCorePlus.instance()``; set z
+limits and the maximum step; Snap / Move / Calibrate / Autofocus / Cancel. The settings
+are a persisted magicgui form. Calibration and autofocus run in the shared
+:class:`TaskRunner` (activity-dock progress, Cancel, notifications); every image lands
+in the "FocusQA microscope" layer and on the score-vs-z plot
+(:func:`napari_focusqa.plots.draw_autofocus`), with the chosen z marked.
 """
 
 from __future__ import annotations
 
-import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
-from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from magicgui import magicgui
+from magicgui.widgets import ComboBox, Container, Label, PushButton
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_focusqa.core.errors import FocusQAError
+from napari_focusqa.plots import draw_autofocus
+from napari_focusqa.widgets._plot import PlotCanvas
+from napari_focusqa.widgets._worker import TaskRunner
 
 LIVE_LAYER = "FocusQA microscope"
+METHODS = ("fewshot", "singleshot", "classic")
 
 
-class _Bridge(QObject):
-    acquired = Signal(object, object)  # Acquisition, image
+def _settings(z_min: float = 0.0, z_max: float = 0.0, max_step: float = 10.0,
+              target: float = 0.0, method: str = "fewshot", config: Path = Path()) -> None:
+    """Microscope settings (persisted)."""
 
 
-def stack_from_layer(layer: Any) -> tuple[np.ndarray, float]:
-    """(Z, Y, X) array and z step (µm) of an image layer (leading axes at index 0)."""
-    data = layer.data
-    if isinstance(data, (list, tuple)):  # multiscale: full resolution
-        data = data[0]
-    arr = np.asarray(data)
-    if getattr(layer, "rgb", False) or arr.ndim < 3:
-        raise FocusQAError(f"layer: {layer.name!r} is not a z-stack (shape {arr.shape})")
-    while arr.ndim > 3:
-        arr = arr[0]
-    meta = getattr(layer, "metadata", {}) or {}
-    dz = meta.get("z_step_um") or (meta.get("focusqa") or {}).get("z_step_um")
-    if not dz:
-        s = float(layer.scale[-3])
-        dz = s if s > 0 and s != 1.0 else 1.0
-    return arr, float(dz)
+_settings.__annotations__ = {"z_min": float, "z_max": float, "max_step": float,
+                             "target": float, "method": str, "config": Path, "return": None}
+
+
+def stack_of_layer(layer: Any, viewer: Any) -> tuple[np.ndarray, float]:
+    """``(Z, Y, X)`` array and z step (µm, 1.0 when unknown) of an image layer, by the
+    pipeline's one layer rule (time point = the one shown)."""
+    from napari_focusqa.pipeline import layer_to_stack
+    from napari_focusqa.widgets.assess_worker import layer_step
+
+    ls = layer_to_stack(layer, current_step=layer_step(layer, viewer))
+    if ls.two_d or ls.n_slices < 2:
+        raise FocusQAError(f"layer: {layer.name!r} is not a z-stack (shape {layer.data.shape})")
+    return np.asarray(ls.zcyx[:, 0]), float(ls.z_step_um or 1.0)
 
 
 class AutofocusWidget(QWidget):
     """Microscope + autofocus dock widget (see module doc)."""
 
-    def __init__(self, napari_viewer: Any) -> None:
-        super().__init__()
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
         self.viewer = napari_viewer
         self.microscope: Any = None
         self.calibration: Any = None
         self.last_run: Any = None
-        self.last_error: str | None = None
-        self.worker: Any = None
-        self._cancel = threading.Event()
         self._live: list[tuple[float, float]] = []
-        self._bridge = _Bridge()
-        self._bridge.acquired.connect(self._on_acquired)
-
+        self.runner = TaskRunner(on_item=self._on_acquired, on_finished=self._update_buttons)
+        self.layer = ComboBox(label="z-stack layer", choices=self._stack_choices)
+        big = {"min": -1e5, "max": 1e5, "step": 0.1}
+        self.form = magicgui(_settings, persist=True, call_button=False,
+                             z_min={**big, "label": "z min (µm)"},
+                             z_max={**big, "label": "z max (µm)"},
+                             max_step={"min": 0.001, "max": 1e4, "label": "max step (µm)"},
+                             target={**big, "label": "go to z (µm)"},
+                             method={"choices": list(METHODS)},
+                             config={"filter": "*.cfg", "label": "MM config"})
+        self.sim_btn = PushButton(text="Connect simulated")
+        self.instance_btn = PushButton(text="Shared MM core")
+        self.config_btn = PushButton(text="Connect config")
+        self.scope_label = Label(value="not connected")
+        self.z_label = Label(value="-")
+        self.move_btn = PushButton(text="Move")
+        self.snap_btn = PushButton(text="Snap")
+        self.calibrate_btn = PushButton(text="Calibrate")
+        self.autofocus_btn = PushButton(text="Autofocus")
+        self.cancel_btn = PushButton(text="Cancel")
+        self.status = Label(value="")
+        self.status.native.setWordWrap(True)
+        rows = [Container(widgets=ws, layout="horizontal", labels=False) for ws in (
+            [self.sim_btn, self.instance_btn, self.config_btn],
+            [self.move_btn, self.snap_btn],
+            [self.calibrate_btn, self.autofocus_btn, self.cancel_btn])]
+        self.canvas = PlotCanvas(4, 2.6, 200)
         lay = QVBoxLayout(self)
-        form = QFormLayout()
-        self.layer_combo = QComboBox()
-        form.addRow("z-stack layer", self.layer_combo)
-        row = QHBoxLayout()
-        self.sim_btn = QPushButton("Connect simulated")
-        self.instance_btn = QPushButton("Shared MM core")
-        row.addWidget(self.sim_btn)
-        row.addWidget(self.instance_btn)
-        form.addRow(row)
-        row = QHBoxLayout()
-        self.config_edit = QLineEdit()
-        self.config_edit.setPlaceholderText("Micro-Manager .cfg file")
-        self.config_btn = QPushButton("Connect config")
-        row.addWidget(self.config_edit)
-        row.addWidget(self.config_btn)
-        form.addRow(row)
-        self.scope_label = QLabel("not connected")
-        form.addRow("microscope", self.scope_label)
-        self.z_label = QLabel("-")
-        form.addRow("current z (µm)", self.z_label)
-        self.z_min = self._spin(-1e5, 1e5, 0.0)
-        self.z_max = self._spin(-1e5, 1e5, 0.0)
-        self.max_step = self._spin(0.001, 1e4, 10.0)
-        form.addRow("z min (µm)", self.z_min)
-        form.addRow("z max (µm)", self.z_max)
-        form.addRow("max step (µm)", self.max_step)
-        row = QHBoxLayout()
-        self.target = self._spin(-1e5, 1e5, 0.0)
-        self.move_btn = QPushButton("Move")
-        self.snap_btn = QPushButton("Snap")
-        row.addWidget(self.target)
-        row.addWidget(self.move_btn)
-        row.addWidget(self.snap_btn)
-        form.addRow("go to z", row)
-        self.method_combo = QComboBox()
-        self.method_combo.addItems(["fewshot", "singleshot", "classic"])
-        form.addRow("method", self.method_combo)
-        lay.addLayout(form)
-        row = QHBoxLayout()
-        self.calibrate_btn = QPushButton("Calibrate")
-        self.autofocus_btn = QPushButton("Autofocus")
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
-        for b in (self.calibrate_btn, self.autofocus_btn, self.cancel_btn):
-            row.addWidget(b)
-        lay.addLayout(row)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        lay.addWidget(self.status)
-        self.figure = Figure(figsize=(4, 2.6), tight_layout=True)
-        self.ax = self.figure.add_subplot(111)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(200)
+        for w in (self.layer, rows[0], self.scope_label, self.z_label, self.form, rows[1],
+                  rows[2], self.status):
+            lay.addWidget(w.native)
         lay.addWidget(self.canvas)
 
-        self.sim_btn.clicked.connect(lambda: self.connect_simulated())
-        self.instance_btn.clicked.connect(lambda: self.connect_instance())
-        self.config_btn.clicked.connect(lambda: self.connect_config(self.config_edit.text()))
-        self.move_btn.clicked.connect(lambda: self.move_to(self.target.value()))
-        self.snap_btn.clicked.connect(lambda: self.snap())
-        self.calibrate_btn.clicked.connect(lambda: self.calibrate())
-        self.autofocus_btn.clicked.connect(lambda: self.autofocus())
-        self.cancel_btn.clicked.connect(self.cancel)
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
-        self._refresh_layers()
+        self.sim_btn.changed.connect(lambda: self.connect_simulated())
+        self.instance_btn.changed.connect(lambda: self.connect_instance())
+        self.config_btn.changed.connect(lambda: self.connect_config(str(self.form.config.value)))
+        self.move_btn.changed.connect(lambda: self.move_to(float(self.form.target.value)))
+        self.snap_btn.changed.connect(lambda: self.snap())
+        self.calibrate_btn.changed.connect(lambda: self.calibrate())
+        self.autofocus_btn.changed.connect(lambda: self.autofocus())
+        self.cancel_btn.changed.connect(lambda: self.cancel())
+        ev = self.viewer.layers.events
+        self._conns = [(ev.inserted, self.layer.reset_choices),
+                       (ev.removed, self.layer.reset_choices)]
+        for emitter, cb in self._conns:
+            emitter.connect(cb)
+        self.destroyed.connect(self._cleanup)
         self._update_buttons()
         self._draw()
 
-    # --- helpers -------------------------------------------------------------------
-    @staticmethod
-    def _spin(lo: float, hi: float, val: float) -> QDoubleSpinBox:
-        s = QDoubleSpinBox()
-        s.setRange(lo, hi)
-        s.setDecimals(3)
-        s.setValue(val)
-        return s
+    def _cleanup(self, *_: Any) -> None:
+        self.runner.cancel()
+        for emitter, cb in self._conns:
+            try:
+                emitter.disconnect(cb)
+            except (RuntimeError, TypeError, ValueError):
+                pass
 
-    def _refresh_layers(self, *_: Any) -> None:
+    # --- helpers -------------------------------------------------------------------
+    def _stack_choices(self, _w: Any = None) -> list[str]:
         from napari.layers import Image
 
-        cur = self.layer_combo.currentText()
-        self.layer_combo.clear()
-        names = [ly.name for ly in self.viewer.layers
-                 if isinstance(ly, Image) and ly.ndim >= 3 and ly.name != LIVE_LAYER]
-        self.layer_combo.addItems(names)
-        if cur in names:
-            self.layer_combo.setCurrentText(cur)
-
-    def _show_error(self, msg: str) -> None:
-        self.last_error = msg
-        self.status.setStyleSheet("color: #e06060")
-        self.status.setText(msg)
-
-    def _show(self, msg: str) -> None:
-        self.status.setStyleSheet("")
-        self.status.setText(msg)
+        return [ly.name for ly in self.viewer.layers
+                if isinstance(ly, Image) and ly.ndim >= 3 and ly.name != LIVE_LAYER]
 
     @property
     def running(self) -> bool:
-        return self.worker is not None
+        return self.runner.running
+
+    @property
+    def last_error(self) -> str | None:
+        return self.runner.last_error
+
+    def _error(self, msg: str) -> None:
+        self.runner.error(msg)
+        self.status.value = msg
+
+    def _show(self, msg: str) -> None:
+        self.status.value = msg
 
     def _update_buttons(self) -> None:
-        connected = self.microscope is not None
-        idle = not self.running
+        connected, idle = self.microscope is not None, not self.running
         for b in (self.move_btn, self.snap_btn, self.calibrate_btn, self.autofocus_btn):
-            b.setEnabled(connected and idle)
+            b.enabled = connected and idle
         for b in (self.sim_btn, self.instance_btn, self.config_btn):
-            b.setEnabled(idle)
-        self.cancel_btn.setEnabled(not idle)
+            b.enabled = idle
+        self.cancel_btn.enabled = not idle
+        self._update_z()
 
     def _update_z(self) -> None:
         if self.microscope is not None:
             try:
-                self.z_label.setText(f"{self.microscope.get_z():.3f}")
+                self.z_label.value = f"current z: {self.microscope.get_z():.3f} µm"
             except Exception as exc:  # a broken device must not kill the GUI
-                self.z_label.setText(f"? ({exc})")
+                self.z_label.value = f"current z: ? ({exc})"
 
     def limits(self) -> Any:
         from napari_focusqa.autofocus.safety import StageLimits
 
-        return StageLimits(self.z_min.value(), self.z_max.value(), self.max_step.value())
+        f = self.form
+        return StageLimits(float(f.z_min.value), float(f.z_max.value), float(f.max_step.value))
 
     # --- connect ---------------------------------------------------------------------
     def _set_microscope(self, m: Any, lo: float, hi: float, step: float) -> None:
-        self.microscope = m
-        self.calibration = None
-        self.last_run = None
-        self.z_min.setValue(lo)
-        self.z_max.setValue(hi)
-        self.max_step.setValue(step)
-        self.target.setValue(m.get_z())
-        self.scope_label.setText(m.name)
-        self._update_z()
+        self.microscope, self.calibration, self.last_run = m, None, None
+        self.form.z_min.value, self.form.z_max.value, self.form.max_step.value = lo, hi, step
+        self.form.target.value = m.get_z()
+        self.scope_label.value = m.name
         self._update_buttons()
         self._draw()
         self._show(f"Connected: {m.name}")
@@ -216,13 +178,13 @@ class AutofocusWidget(QWidget):
         :class:`~napari_focusqa.autofocus.simulated.SimulatedMicroscope`)."""
         from napari_focusqa.autofocus.simulated import SimulatedMicroscope
 
-        name = layer_name or self.layer_combo.currentText()
+        name = layer_name or self.layer.value
         if not name or name not in self.viewer.layers:
-            self._show_error("No z-stack layer: open a z-stack first")
+            self._error("No z-stack layer: open a z-stack first")
             return None
         layer = self.viewer.layers[name]
         try:
-            stack, dz = stack_from_layer(layer)
+            stack, dz = stack_of_layer(layer, self.viewer)
             kwargs.setdefault("name", f"simulated: {name}")
             if "optics" not in kwargs:  # NA / wavelength named in the file's Info text
                 from napari_focusqa.autofocus.optics import optics_from_info
@@ -231,36 +193,34 @@ class AutofocusWidget(QWidget):
                 kwargs["optics"] = optics_from_info(fq.get("info"), fq.get("pixel_size_um"))
             m = SimulatedMicroscope(stack, dz, **kwargs)
         except FocusQAError as exc:
-            self._show_error(str(exc))
+            self._error(str(exc))
             return None
         lo, hi = m.travel
         self._set_microscope(m, lo, hi, hi - lo)
         return m
 
-    def connect_config(self, path: str) -> Any:
-        from napari_focusqa.autofocus.microscope import MMCoreMicroscope
-
+    def _connect_mm(self, make: Any, note: str = "") -> Any:
         try:
-            m = MMCoreMicroscope.from_config(path)
+            m = make()
         except FocusQAError as exc:
-            self._show_error(str(exc))
+            self._error(str(exc))
             return None
         z = m.get_z()
         self._set_microscope(m, z - 50.0, z + 50.0, 10.0)
-        self._show(f"Connected: {m.name}. Check the z limits and max step before moving!")
+        if note:
+            self._show(f"Connected: {m.name}. {note}")
         return m
+
+    def connect_config(self, path: str) -> Any:
+        from napari_focusqa.autofocus.microscope import MMCoreMicroscope
+
+        return self._connect_mm(lambda: MMCoreMicroscope.from_config(path),
+                                "Check the z limits and max step before moving!")
 
     def connect_instance(self) -> Any:
         from napari_focusqa.autofocus.microscope import MMCoreMicroscope
 
-        try:
-            m = MMCoreMicroscope.from_instance()
-        except FocusQAError as exc:
-            self._show_error(str(exc))
-            return None
-        z = m.get_z()
-        self._set_microscope(m, z - 50.0, z + 50.0, 10.0)
-        return m
+        return self._connect_mm(MMCoreMicroscope.from_instance)
 
     # --- direct actions (main thread; single moves/snaps are short) ----------------------
     def move_to(self, z: float) -> bool:
@@ -271,7 +231,7 @@ class AutofocusWidget(QWidget):
         try:
             StageGuard(self.microscope, self.limits()).travel_to(z)
         except Exception as exc:
-            self._show_error(str(exc))
+            self._error(str(exc))
             return False
         self._update_z()
         self._show(f"Moved to {z:.3f} µm")
@@ -283,10 +243,10 @@ class AutofocusWidget(QWidget):
         try:
             img = self.microscope.snap()
         except Exception as exc:
-            self._show_error(f"Snap failed: {exc}")
+            self._error(f"Snap failed: {exc}")
             return None
         self._show_image(img)
-        return img
+        return np.asarray(img)
 
     def _show_image(self, img: np.ndarray) -> None:
         if LIVE_LAYER in self.viewer.layers:
@@ -296,34 +256,22 @@ class AutofocusWidget(QWidget):
 
     # --- worker jobs ---------------------------------------------------------------------
     def _start(self, fn: Any, on_done: Any, label: str) -> Any:
-        from napari.qt.threading import create_worker
-
         if self.running:
-            self._show_error("Busy: a calibration or autofocus run is in progress")
+            self._error("Busy: a calibration or autofocus run is in progress")
             return None
         if self.microscope is None:
-            self._show_error("Connect a microscope first")
+            self._error("Connect a microscope first")
             return None
         try:
             lim = self.limits()
         except FocusQAError as exc:
-            self._show_error(str(exc))
+            self._error(str(exc))
             return None
-        self._cancel.clear()
         self._live = []
-        self.last_error = None
-        worker = create_worker(fn, lim, _start_thread=False)
-        worker.returned.connect(on_done)
-        worker.errored.connect(lambda exc: self._show_error(f"{type(exc).__name__}: {exc}"))
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
+        w = self.runner.start(fn, lim, desc=f"FocusQA: {label}", on_done=on_done)
         self._update_buttons()
-        self._show(label)
-        worker.start()
-        return worker
-
-    def _emit(self, acq: Any, img: np.ndarray) -> None:
-        self._bridge.acquired.emit(acq, img)
+        self._show(label + "…")
+        return w
 
     def calibrate(self) -> Any:
         """Acquire a calibration sweep over the z limits (worker thread)."""
@@ -332,37 +280,36 @@ class AutofocusWidget(QWidget):
 
         m = self.microscope
 
-        def job(lim: Any) -> Any:
+        def job(lim: Any, *, emit: Any, cancel: Any) -> Any:
             step = getattr(m, "z_step_um", None) or (lim.z_max_um - lim.z_min_um) / 40.0
-            guard = StageGuard(m, lim, cancel=self._cancel.is_set)
+            guard = StageGuard(m, lim, cancel=cancel)
             return calibrate_microscope(m, guard, z_from_um=lim.z_min_um, z_to_um=lim.z_max_um,
                                         step_um=step, optics=getattr(m, "optics", None))
 
-        return self._start(job, self._on_calibrated, "Calibrating…")
+        return self._start(job, self._on_calibrated, "Calibrating")
 
     def autofocus(self) -> Any:
-        """Run the selected method (worker thread); the plot updates after every image."""
+        """Run the chosen method (worker thread); the plot updates after every image."""
         from napari_focusqa.autofocus.search import run_autofocus
 
-        m = self.microscope
-        method = self.method_combo.currentText()
-        cal = self.calibration
+        m, method, cal = self.microscope, str(self.form.method.value), self.calibration
         if method == "fewshot" and cal is None:
-            self._show_error("Calibrate first (fewshot needs a calibration)")
+            self._error("Calibrate first (fewshot needs a calibration)")
             return None
 
-        def job(lim: Any) -> Any:
-            return run_autofocus(m, method, calibration=cal, limits=lim,
-                                 cancel=self._cancel.is_set, on_acquisition=self._emit)
+        def job(lim: Any, *, emit: Any, cancel: Any) -> Any:
+            return run_autofocus(m, method, calibration=cal, limits=lim, cancel=cancel,
+                                 on_acquisition=lambda acq, img: emit(item=(acq, img)))
 
-        return self._start(job, self._on_run, f"Autofocus ({method})…")
+        return self._start(job, self._on_run, f"Autofocus ({method})")
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self.runner.cancel()
         self._show("Cancelling…")
 
     # --- results (main thread) -----------------------------------------------------------
-    def _on_acquired(self, acq: Any, img: np.ndarray) -> None:
+    def _on_acquired(self, item: tuple[Any, np.ndarray]) -> None:
+        acq, img = item
         self._live.append((acq.z_um, acq.score))
         self._show_image(img)
         self._update_z()
@@ -370,44 +317,30 @@ class AutofocusWidget(QWidget):
 
     def _on_calibrated(self, cal: Any) -> None:
         self.calibration = cal
-        self._update_z()
         self._show(f"Calibrated: {cal.score_name}, FWHM {cal.fwhm_um:.3f} µm, DoF "
                    f"{cal.dof_um:.3f} µm ({cal.dof_source})")
         self._draw()
 
     def _on_run(self, run: Any) -> None:
         self.last_run = run
-        self._update_z()
         if run.ok:
             self._show(run.summary())
         else:
-            self._show_error(run.summary())
+            self._error(run.summary())
         self._draw()
 
-    def _on_finished(self) -> None:
-        self.worker = None
-        self._update_buttons()
+    @property
+    def ax(self) -> Any:
+        return self.canvas.figure.axes[0]
 
     def _draw(self) -> None:
-        ax = self.ax
-        ax.clear()
+        (ax,) = self.canvas.fresh_axes(1)
         run = self.last_run
         if run is not None and run.acquisitions:
             z, s = run.z_values, run.scores
-        elif self._live:
-            z = np.array([p[0] for p in self._live])
-            s = np.array([p[1] for p in self._live])
         else:
-            z = s = np.zeros(0)
-        if z.size:
-            ax.plot(z, s, "o", color="#1f77b4", label="acquisitions")
-            for i, (zi, si) in enumerate(zip(z, s)):
-                ax.annotate(str(i + 1), (zi, si), textcoords="offset points", xytext=(3, 3),
-                            fontsize=7)
-        if run is not None and run.chosen_z_um is not None:
-            ax.axvline(run.chosen_z_um, color="#d62728", ls="--", label="chosen z")
-        ax.set_xlabel("z (µm)")
-        ax.set_ylabel(run.score_name if run is not None and run.score_name else "score")
-        if z.size or run is not None:
-            ax.legend(fontsize=7, loc="best")
+            z = [p[0] for p in self._live]
+            s = [p[1] for p in self._live]
+        draw_autofocus(ax, z, s, chosen_z=None if run is None else run.chosen_z_um,
+                       score_name=None if run is None else run.score_name)
         self.canvas.draw_idle()
