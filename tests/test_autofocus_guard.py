@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 from conftest import require_shared
+from test_autofocus_safety import _stack  # the same textured Gaussian-blur stack
 
 from napari_focusqa.autofocus.calibrate import (
     Calibration,
@@ -21,16 +22,6 @@ from napari_focusqa.autofocus.search import default_limits, run_autofocus
 from napari_focusqa.autofocus.simulated import SimulatedMicroscope
 from napari_focusqa.cli import main
 from napari_focusqa.core.errors import FocusQAError, ModelCardError
-
-
-def _stack(nz: int = 31, dz: float = 0.5, focus: int = 15, seed: int = 0) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
-    rng = np.random.default_rng(seed)
-    obj = gaussian_filter(rng.random((96, 96)), 1.0)
-    obj = (obj - obj.min()) / np.ptp(obj)
-    planes = [gaussian_filter(obj, 0.3 + 0.9 * abs(k - focus) * dz) for k in range(nz)]
-    return (np.stack(planes) * 3000 + 200).astype(np.uint16)
 
 
 @pytest.fixture(scope="module")
