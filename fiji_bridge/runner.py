@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -94,18 +95,14 @@ def run_macro(
     cmd = imagej_command(m, macro_args, imagej_dir=imagej_dir, ij_jar=ij_jar)
     t0 = time.time()
     problems: list[str] = []
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-        out = (proc.stdout or "") + (proc.stderr or "")
-        if proc.returncode != 0:
-            problems.append(f"ImageJ exited with code {proc.returncode}")
-    except subprocess.TimeoutExpired as exc:
-        out = _text(exc.stdout) + _text(exc.stderr)
+    code, out = _run_group(cmd, timeout)
+    if code is None:
         problems.append(
             f"ImageJ did not finish within {timeout:g} s (a macro error dialog is probably "
-            "open: check the macro)"
+            "open: check the macro); stopped it"
         )
+    elif code != 0:
+        problems.append(f"ImageJ exited with code {code}")
     if echo and out:
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
     for line in out.splitlines():
@@ -122,6 +119,40 @@ def run_macro(
             print(f"focusqa fiji run-macro: {msg}", file=sys.stderr)
         return EXIT_FAILED, out
     return EXIT_OK, out
+
+
+def _run_group(cmd: list[str], timeout: float) -> tuple[int | None, str]:
+    """Run ``cmd`` in a process group of its own; ``(exit code or None on timeout, output)``.
+
+    On timeout the whole group is stopped (``xvfb-run``'s Xvfb and ImageJ's java too, not
+    only the ``xvfb-run`` shell), so a hung macro leaves nothing running.
+    """
+    posix = os.name == "posix"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, start_new_session=posix)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, (out or "") + (err or "")
+    except subprocess.TimeoutExpired:
+        _stop(proc, posix)
+        out, err = proc.communicate()
+        return None, _text(out) + _text(err)
+
+
+def _stop(proc: subprocess.Popen[str], posix: bool) -> None:
+    """SIGTERM the process group, give it 5 s, then SIGKILL whatever is left of it."""
+    if not posix:  # pragma: no cover - no process groups on Windows
+        proc.kill()
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _text(v: Any) -> str:

@@ -423,6 +423,26 @@ def test_runmacro_argument_fills_the_dialog_fields(tmp_path, capsys):
 
 
 @pytest.mark.java
+def test_hung_macro_is_stopped_with_its_imagej_and_xvfb(tmp_path, capsys):
+    """A macro error opens a modal dialog that never closes headless: run-macro stops
+    ImageJ (and xvfb-run's Xvfb) after --timeout and leaves no process behind."""
+    _java()
+    m = tmp_path / "broken.ijm"
+    m.write_text("x = ;\n")  # syntax error -> ImageJ's error dialog
+    rc = main(["fiji", "run-macro", str(m), "--timeout", "8"])
+    assert rc == 1
+    assert "did not finish within 8 s" in capsys.readouterr().err
+    left = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(m).encode() in cmdline.read_bytes():
+                left.append(cmdline.parent.name)
+        except OSError:
+            continue
+    assert left == []
+
+
+@pytest.mark.java
 def test_imagej_command_uses_xvfb_only_without_display(tmp_path):
     from fiji_bridge.runner import imagej_command
 
