@@ -93,3 +93,50 @@ def build_sharpness_model(
     write_card(card, card_path)
     json.loads(card_path.read_text())
     return card_path
+
+
+def write_small_images(folder: str | Path, n: int, size: int = 96, seed: int = 0) -> list[Path]:
+    """``n`` small uint16 TIFFs (blobs on noise, some blurred) named like an IXM plate.
+
+    Files are ``P1_<well>_s<site>_w1.tif`` over a 384-well plate (site = i // 384 + 1),
+    in order; for load tests.
+    """
+    import tifffile
+    from scipy import ndimage
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    bases = []
+    for sigma in (0.0, 2.0, 5.0):
+        img = np.zeros((size, size), np.float32)
+        img[rng.integers(0, size, size // 3), rng.integers(0, size, size // 3)] = 4000.0
+        img = ndimage.gaussian_filter(img, 1.5) * 20
+        bases.append(ndimage.gaussian_filter(img, sigma) if sigma else img)
+    paths = []
+    for i in range(n):
+        w = i % 384
+        p = folder / f"P1_{chr(65 + w // 24)}{w % 24 + 1:02d}_s{i // 384 + 1}_w1.tif"
+        noise = rng.normal(100, 3, (size, size))
+        tifffile.imwrite(p, np.clip(bases[i % 3] + noise, 0, 65535).astype(np.uint16))
+        paths.append(p)
+    return paths
+
+
+def kill_busy_worker(client: object) -> int:
+    """SIGKILL one dask worker process that is running a task; returns its pid (0: none busy).
+
+    A real fault: the process dies mid-task (as on an out-of-memory kill); the nanny
+    starts a new one and the scheduler deals with the lost tasks.
+    """
+    import os
+    import signal
+
+    processing = client.processing()  # type: ignore[attr-defined]
+    busy = [addr for addr, keys in processing.items() if keys]
+    if not busy:
+        return 0
+    pids = client.run(os.getpid, workers=[busy[0]])  # type: ignore[attr-defined]
+    pid = int(pids[busy[0]])
+    os.kill(pid, signal.SIGKILL)
+    return pid

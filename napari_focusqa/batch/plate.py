@@ -12,8 +12,8 @@ import numpy as np
 
 from napari_focusqa.batch.schema import BatchError
 
-#: standard plate formats (rows, columns), smallest first
-PLATE_FORMATS = ((2, 3), (3, 4), (4, 6), (6, 8), (8, 12), (16, 24), (32, 48))
+#: screening plate formats (rows, columns), smallest first: 96, 384 and 1536 wells
+PLATE_FORMATS = ((8, 12), (16, 24), (32, 48))
 
 #: verdicts from worst to best: a tie between sites goes to the worse one
 VERDICT_ORDER = ("out_of_focus", "no_structure", "in_focus")
@@ -31,6 +31,11 @@ def _row_index(letters: str) -> int:
     return ord(s) - 65 if len(s) == 1 else 26 + ord(s[1]) - 65
 
 
+def _missing(v: Any) -> bool:
+    """None, NaN (pandas' missing value) or an empty string."""
+    return v is None or v == "" or (isinstance(v, float) and bool(np.isnan(v)))
+
+
 def _rows_of(table: Any) -> Iterable[dict[str, Any]]:
     if isinstance(table, str | os.PathLike):
         from napari_focusqa.batch.sinks import read_results
@@ -42,7 +47,7 @@ def _rows_of(table: Any) -> Iterable[dict[str, Any]]:
 
 
 def plate_grid(
-    table: Any, value: str = "predicted_level"
+    table: Any, value: str = "predicted_level", *, shape: tuple[int, int] | None = None
 ) -> tuple[list[str], list[int], np.ndarray]:
     """One value per well of a batch table, laid out as the plate.
 
@@ -56,11 +61,14 @@ def plate_grid(
         mean over the well's rows (sites, planes, channels); ``"verdict"``: the most
         common verdict of the well's rows, a tie going to the worse one
         (:data:`VERDICT_ORDER`).
+    shape : (rows, columns), optional
+        The plate format (e.g. ``(4, 6)`` for 24 wells); default: the smallest of 96, 384
+        and 1536 wells that holds every well in the table.
 
     Returns
     -------
     rows : list of str
-        Row labels (``A``, ``B``, …) of the smallest standard plate holding every well.
+        Row labels (``A``, ``B``, …).
     cols : list of int
         Column numbers, from 1.
     values : ndarray, shape (len(rows), len(cols))
@@ -69,21 +77,28 @@ def plate_grid(
     Raises
     ------
     BatchError
-        No row has a well name, or a well lies outside a 1536-well plate.
+        No row has a well name, or a well lies outside the plate.
     """
     col_name = "predicted_level" if value == "level" else value
     per_well: dict[tuple[int, int], list[Any]] = {}
     for r in _rows_of(table):
         m = _WELL.match(str(r.get("well") or ""))
         v = r.get(col_name)
-        if m is None or r.get("error") or v is None or (isinstance(v, float) and np.isnan(v)):
+        if m is None or not _missing(r.get("error")) or _missing(v):
             continue
         per_well.setdefault((_row_index(m[1]), int(m[2]) - 1), []).append(v)
     if not per_well:
         raise BatchError(f"plate: no rows with a well name and a {col_name!r} value")
     n_r = max(k[0] for k in per_well) + 1
     n_c = max(k[1] for k in per_well) + 1
-    fmt = next(((r, c) for r, c in PLATE_FORMATS if n_r <= r and n_c <= c), None)
+    if shape is not None:
+        fmt: tuple[int, int] | None = (int(shape[0]), int(shape[1]))
+        outside = next((k for k in per_well if k[0] >= shape[0] or k[1] >= shape[1]), None)
+        if outside is not None:
+            raise BatchError(f"plate: well {row_label(outside[0])}{outside[1] + 1:02d} lies "
+                             f"outside the {shape[0]} x {shape[1]} plate (shape=)")
+    else:
+        fmt = next(((r, c) for r, c in PLATE_FORMATS if n_r <= r and n_c <= c), None)
     if fmt is None:
         raise BatchError(f"plate: wells up to row {row_label(n_r - 1)} column {n_c} do not fit "
                          "a 1536-well plate")

@@ -54,7 +54,7 @@ def atomic_bytes(path: Path, data: bytes) -> None:
                           "what was written before is intact") from exc
 
 
-def _write_failed(path: Path, exc: OSError) -> OutputError:
+def _write_failed(path: Path, exc: Exception) -> OutputError:
     return OutputError(
         f"--out: cannot write {path} ({_one_line(exc)}); the rows written before are intact: "
         "free space and run again with --resume"
@@ -153,7 +153,7 @@ def write_part(path: Path, rows: list[dict[str, Any]], schema: Any) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except OSError as exc:
+    except Exception as exc:  # OSError, or pyarrow's own I/O errors
         tmp.unlink(missing_ok=True)
         raise _write_failed(path.parent, exc) from exc
 
