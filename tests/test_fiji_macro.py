@@ -459,18 +459,29 @@ def test_imagej_command_uses_xvfb_only_without_display(tmp_path):
 
 
 @pytest.mark.java
-def test_macro_reports_a_broken_python(tmp_path, capsys):
-    """A moved/deleted venv must show up in the Log, not as a silent no-op."""
+def test_macro_reports_a_broken_python(tmp_path, capsys, monkeypatch):
+    """The macros read the Python from the config (or $FOCUSQA_PYTHON) at run time: a
+    moved venv is fixed by editing the config, no reinstall; a broken one shows up in the
+    Log, never as a silent no-op."""
+    from fiji_bridge.install import config_path, config_text
+
     _java()
     false = "/bin/false"
     if not Path(false).is_file():
         pytest.skip("needs /bin/false")
-    ijdir = tmp_path / "ImageJ"
-    (ijdir / "plugins").mkdir(parents=True)
-    assert main(["fiji", "install", str(ijdir), "--python", false]) == 0
+    ijdir = _installed(tmp_path)
     m = tmp_path / "m.ijm"
-    m.write_text('newImage("blank", "8-bit ramp", 100, 100, 1);\nrun("Assess Focus", "model=none");\n')
-    rc = main(["fiji", "run-macro", str(m), "--imagej-dir", str(ijdir), "--timeout", "120"])
+    out_csv = tmp_path / "r.csv"
+    m.write_text('newImage("blank", "8-bit ramp", 100, 100, 1);\n'
+                 f'run("Assess Focus", "model=none results=[{out_csv}]");\n')
+    run = ["fiji", "run-macro", str(m), "--imagej-dir", str(ijdir), "--timeout", "120"]
+    config_path(ijdir).write_text(config_text(false))  # the venv "moved"
+    assert main(run) == 1
     out = capsys.readouterr().out
-    assert rc == 1
     assert "FocusQA error: the FocusQA command did not run" in out and false in out
+    config_path(ijdir).write_text(config_text(sys.executable))  # fixed by the config alone
+    assert main([*run, "--expect", str(out_csv)]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("FOCUSQA_PYTHON", false)  # the environment variable wins
+    assert main(run) == 1
+    assert f"command: {false} -m napari_focusqa" in capsys.readouterr().out
