@@ -30,7 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_focusqa.acquire.session import available_methods, build_sequence, run_acquisition
+from napari_focusqa.acquire.session import (
+    available_methods,
+    build_sequence,
+    check_calibration,
+    run_acquisition,
+)
 from napari_focusqa.acquire.sim import simulated_setup
 from napari_focusqa.autofocus.calibrate import calibrate_microscope
 from napari_focusqa.autofocus.safety import StageGuard
@@ -88,6 +93,12 @@ def part_drift(args) -> None:
             continue
         cal = calibrate(path, focus)
         for method in methods:
+            try:
+                check_calibration(cal, method, _sim(path, focus, seed=1).microscope)
+            except Exception as exc:
+                print(f"| {name} | {method} | n/a: {str(exc).splitlines()[0]} |||||||||",
+                      flush=True)
+                continue
             errs, imgs, qc, verd, failed, walls = [], [], [], [], 0, []
             for seed in range(args.seeds):
                 t0 = time.perf_counter()

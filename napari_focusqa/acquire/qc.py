@@ -104,7 +104,7 @@ class LiveQC:
         reacquire: bool = False,
         alert_verdicts: tuple[str, ...] = ALERT_VERDICTS,
     ) -> None:
-        from napari_focusqa.batch import _CsvSink
+        from napari_focusqa.batch.sinks import CsvSink
 
         self.model = model
         self.stain = stain
@@ -120,7 +120,7 @@ class LiveQC:
             path = Path(table)
             if path.suffix.lower() != ".csv":
                 raise FocusQAError(f"table: expected a .csv file name, got {path.name!r}")
-            self.sink = _CsvSink(path, FRAME_COLUMNS, None)
+            self.sink = CsvSink(path, FRAME_COLUMNS)
         self._q: queue.Queue[Any] = queue.Queue()
         self._n = 0
         self._lock = threading.Lock()
