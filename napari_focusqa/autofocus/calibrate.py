@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_focusqa.autofocus.distance import find_distance_model, predict_distance
+from napari_focusqa.autofocus.distance import distance_fit, find_distance_model
 from napari_focusqa.autofocus.optics import Optics
 from napari_focusqa.autofocus.safety import StageGuard
 from napari_focusqa.autofocus.scoring import Scorer
@@ -303,25 +303,6 @@ def calibration_from_scores(
     )
 
 
-def _distance_fit(z_rel: np.ndarray, images: list[np.ndarray], model: Any, dof: float,
-                  stain: str | None) -> dict[str, Any] | None:
-    """Regress a distance model's output (DoF) on the true relative z (DoF)."""
-    preds, confs = [], []
-    for img in images:
-        d, c, _ = predict_distance(img, model, stain=stain)
-        preds.append(d)
-        confs.append(c)
-    x = np.asarray(z_rel) / dof
-    y = np.asarray(preds, dtype=np.float64)
-    sel = np.abs(x) <= 10
-    if sel.sum() < 3:
-        return None
-    gain, icpt = np.polyfit(x[sel], y[sel], 1)
-    r = float(np.corrcoef(x[sel], y[sel])[0, 1]) if np.std(y[sel]) > 0 else 0.0
-    return {"model": getattr(model, "id", str(model)), "gain": float(gain),
-            "intercept": float(icpt), "r": r, "mean_confidence": float(np.mean(confs))}
-
-
 def calibrate_microscope(
     microscope: Any,
     guard: StageGuard,
@@ -386,7 +367,7 @@ def calibrate_microscope(
     z_rel = np.asarray(measured) - cal.moffat["z0"]
     cal.instrument = instrument_of(microscope)
     if dist_model is not None:
-        cal.distance = _distance_fit(z_rel, images, dist_model, cal.dof_um, stain)
+        cal.distance = distance_fit(z_rel, images, dist_model, cal.dof_um, stain)
     elif dist_error:
         cal.distance = {"model": "fqa-distance", "error": dist_error}
     if singleshot:

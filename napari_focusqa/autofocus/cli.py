@@ -126,6 +126,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     cal = calibrate_microscope(m, guard, z_from_um=z_from, z_to_um=z_to, step_um=step,
                                model=_model(args.model), optics=_optics(args, m))
     cal.source.setdefault("file", args.stack or args.config)
+    if cal.distance and cal.distance.get("error"):
+        print(f"warning: {cal.distance['error']}", file=sys.stderr)
     write_json(cal.to_dict(), args.out)
     if args.out != "-":
         print(f"calibration: score {cal.score_name}, FWHM {cal.fwhm_um:.3f} µm, DoF "

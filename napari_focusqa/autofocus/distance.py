@@ -92,4 +92,24 @@ def find_distance_model(spec: Any) -> Any:
     return fm
 
 
-__all__ = ["DEFAULT_DISTANCE_MODEL", "find_distance_model", "predict_distance"]
+def distance_fit(z_rel: np.ndarray, images: list[np.ndarray], model: Any, dof: float,
+                  stain: str | None) -> dict[str, Any] | None:
+    """Regress a distance model's output (DoF) on the true relative z (DoF): its gain,
+    intercept and correlation ``r`` on this instrument (recorded by the calibration)."""
+    preds, confs = [], []
+    for img in images:
+        d, c, _ = predict_distance(img, model, stain=stain)
+        preds.append(d)
+        confs.append(c)
+    x = np.asarray(z_rel) / dof
+    y = np.asarray(preds, dtype=np.float64)
+    sel = np.abs(x) <= 10
+    if sel.sum() < 3:
+        return None
+    gain, icpt = np.polyfit(x[sel], y[sel], 1)
+    r = float(np.corrcoef(x[sel], y[sel])[0, 1]) if np.std(y[sel]) > 0 else 0.0
+    return {"model": getattr(model, "id", str(model)), "gain": float(gain),
+            "intercept": float(icpt), "r": r, "mean_confidence": float(np.mean(confs))}
+
+
+__all__ = ["DEFAULT_DISTANCE_MODEL", "distance_fit", "find_distance_model", "predict_distance"]
