@@ -102,6 +102,9 @@ def assess_imageplus(
                 s.source["t_index"] = frame
     nz = data.n_slices
     ordered = stack.planes()
+    if nz == 1:  # a single plane has no stack context (as `focusqa assess` and the macros)
+        for s in ordered:
+            s.stack_sf_ratio = None
     one = nz == 1 and len(stack.channels) == 1
     res: FocusResult | StackResult = stack.channels[0].slices[0] if one else stack
     records = [s.to_record() for s in ordered]

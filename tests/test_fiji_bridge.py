@@ -396,3 +396,7 @@ def test_show_table_refuses_headless(ij):
     imp = to_imageplus(np.zeros((90, 90), np.uint16))
     with pytest.raises(FijiError, match="show_table"):
         assess_imageplus(imp, None, show_table=True)
+    # a single plane: no stack context column, and a blank frame has no structure
+    rec = assess_imageplus(imp, None).records[0]
+    assert "stack_sf_ratio" not in rec and rec["verdict"] == "no_structure"
+    assert rec["structured_fraction"] == 0.0
