@@ -229,3 +229,19 @@ def test_qc_flag_triggers_one_bounded_refocus(cal, tmp_path):
         assert f["autofocus"]["refocus"] is True
     keys = [f["reacquisition_of"] for f in again]
     assert len(set(keys)) == len(keys)  # at most once per frame
+
+
+def test_a_failing_listener_never_stops_live_qc(tmp_path):
+    T = 4
+    s = _sim(timepoints=T)
+    seq = build_sequence(timepoints=T, interval_s=0, positions=1, z_um=s.base_focus_um,
+                         autofocus=False)
+
+    def broken(row, res, img):
+        raise RuntimeError("listener bug")
+
+    res = _run(s, seq, tmp_path, method="none", on_frame=broken)
+    assert res.finish == "completed" and len(res.frames) == T
+    assert all(f["verdict"] is not None for f in res.frames)
+    assert len(read_frames(tmp_path / "frames.csv")) == T
+    assert len(res.info["qc_listener_errors"]) == T

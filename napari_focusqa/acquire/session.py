@@ -180,6 +180,7 @@ def run_acquisition(
     info = {"autofocus_method": method, "on_fault": on_fault,
             "reacquisitions": eng.n_reacquisitions,
             "returned_to_start": eng.returned_to_start,
+            "qc_listener_errors": qc.listener_errors,
             "limits": limits.to_dict()}
     return AcquisitionResult(frames=qc.rows, autofocus_events=eng.af_events,
                              faults=eng.faults, finish=finish,

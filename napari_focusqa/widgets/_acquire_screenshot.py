@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from qtpy.QtWidgets import QApplication
 
     from napari_focusqa.io import read_image
-    from napari_focusqa.widgets._screenshot import _close_toasts
+    from napari_focusqa.widgets._screenshot import shoot
     from napari_focusqa.widgets.acquire import AcquireWidget
 
     img = read_image(args.stack)
@@ -58,13 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     while aw.running:
         app.processEvents()
         time.sleep(0.02)
-    viewer.reset_view()
-    _close_toasts(viewer)
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.02)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(args.out), canvas_only=False, flash=False)
+    shoot(viewer, args.out)
     print(f"{aw.status.value}; {time.perf_counter() - t0:.1f} s -> {args.out}")
     viewer.close()
     return 0

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _close_toasts(viewer: object) -> None:
@@ -27,6 +28,21 @@ def _close_toasts(viewer: object) -> None:
     for wdg in win.findChildren(QWidget):
         if type(wdg).__name__ == "NapariQtNotification":
             wdg.close()
+
+
+def shoot(viewer: Any, out: Path) -> None:
+    """Reset the view, close pop-ups, let Qt settle, and save the window to ``out``."""
+    from qtpy.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    viewer.reset_view()
+    _close_toasts(viewer)
+    for _ in range(20):
+        if app is not None:
+            app.processEvents()
+        time.sleep(0.02)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    viewer.screenshot(str(out), canvas_only=False, flash=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,13 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     z = max(0, best - 5) if args.z is None else args.z
     aw.results[0].go_to(viewer, z)
     aw.summary.native.selectRow(z)
-    viewer.reset_view()
-    _close_toasts(viewer)
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.02)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    viewer.screenshot(str(args.out), canvas_only=False, flash=False)
+    shoot(viewer, args.out)
     print(f"model {aw.results[0].model_id}; assess {time.perf_counter() - t0:.1f} s; "
           f"best z {[e.best_z_index for e in aw.results]}; shown z {z}; -> {args.out}")
     viewer.close()
