@@ -5,12 +5,15 @@ data exchange the macros use (argument parsing only; the work is in
 * ``focusqa fiji install FIJI_OR_IMAGEJ_DIR [--uninstall] [--python PY]``
 * ``focusqa fiji update-site OUT_DIR`` (the files a Fiji update site serves)
 * ``focusqa fiji run-macro MACRO.ijm [ARGS] [--expect PATH ...]``
-* ``focusqa fiji assess-for-macro IMAGE --out DIR`` (what the macros call)
+* ``focusqa fiji assess-for-macro IMAGE --out DIR`` (what the macros call, as
+  ``python -m fiji_bridge assess-for-macro ...``, which starts faster)
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from fiji_bridge.exchange import assess_for_macro, check_protocol, write_status
@@ -77,8 +80,28 @@ def cmd_assess_for_macro(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``focusqa fiji ...`` to the ``focusqa`` command line."""
     f = subparsers.add_parser("fiji", help="Fiji/ImageJ: install macros, run macros headless")
-    fsub = f.add_subparsers(dest="fiji_command", required=True)
+    add_commands(f.add_subparsers(dest="fiji_command", required=True))
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fiji_bridge COMMAND ...``: the ``focusqa fiji`` commands alone.
+
+    What the macros call: it loads no other FocusQA sub-command (the full ``focusqa``
+    parser imports the acquisition stack, about 2 s per macro run).
+    """
+    parser = argparse.ArgumentParser(prog="python -m fiji_bridge",
+                                     description="FocusQA's Fiji/ImageJ commands")
+    add_commands(parser.add_subparsers(dest="fiji_command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except FocusQAError as exc:
+        print(f"python -m fiji_bridge {args.fiji_command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def add_commands(fsub: Any) -> None:
+    """The ``install``, ``update-site``, ``run-macro`` and ``assess-for-macro`` parsers."""
     i = fsub.add_parser("install", help="install the FocusQA macros into Fiji.app or ImageJ")
     i.add_argument("imagej_dir", metavar="FIJI_OR_IMAGEJ_DIR")
     i.add_argument("--uninstall", action="store_true", help="remove the installed macros")

@@ -484,4 +484,4 @@ def test_macro_reports_a_broken_python(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     monkeypatch.setenv("FOCUSQA_PYTHON", false)  # the environment variable wins
     assert main(run) == 1
-    assert f"command: {false} -m napari_focusqa" in capsys.readouterr().out
+    assert f"command: {false} -m fiji_bridge assess-for-macro" in capsys.readouterr().out

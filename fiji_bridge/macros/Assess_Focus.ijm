@@ -69,10 +69,10 @@ if (nz > 1) mode = "stack";
 tmp = fqTempDir();
 imgPath = tmp + "image.tif";
 fqExportImage(imgPath);
-cmd = py + " -m napari_focusqa fiji assess-for-macro " + imgPath + " --out " + tmp + " --model " + model + " --stains " + stains + " --mode " + mode;
+cmd = py + " -m fiji_bridge assess-for-macro " + imgPath + " --out " + tmp + " --model " + model + " --stains " + stains + " --mode " + mode;
 showStatus("FocusQA: assessing " + title + " ...");
-if (nt > 1) output = exec(py, "-m", "napari_focusqa", "fiji", "assess-for-macro", imgPath, "--out", tmp, "--model", model, "--label", label, "--stains", stains, "--mode", mode, "--protocol", FQ_PROTOCOL, "--frame", "" + (t0 - 1));
-else output = exec(py, "-m", "napari_focusqa", "fiji", "assess-for-macro", imgPath, "--out", tmp, "--model", model, "--label", label, "--stains", stains, "--mode", mode, "--protocol", FQ_PROTOCOL);
+if (nt > 1) output = exec(py, "-m", "fiji_bridge", "assess-for-macro", imgPath, "--out", tmp, "--model", model, "--label", label, "--stains", stains, "--mode", mode, "--protocol", FQ_PROTOCOL, "--frame", "" + (t0 - 1));
+else output = exec(py, "-m", "fiji_bridge", "assess-for-macro", imgPath, "--out", tmp, "--model", model, "--label", label, "--stains", stains, "--mode", mode, "--protocol", FQ_PROTOCOL);
 modelUsed = fqCheckStatus(tmp, cmd, output);
 
 selectImage(id);

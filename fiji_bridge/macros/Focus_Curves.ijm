@@ -58,10 +58,10 @@ if (getInfo("image.filename") == "") label = title;
 tmp = fqTempDir();
 imgPath = tmp + "image.tif";
 fqExportImage(imgPath);
-cmd = py + " -m napari_focusqa fiji assess-for-macro " + imgPath + " --out " + tmp + " --model " + model + " --stains " + stains + " --no-patches";
+cmd = py + " -m fiji_bridge assess-for-macro " + imgPath + " --out " + tmp + " --model " + model + " --stains " + stains + " --no-patches";
 showStatus("FocusQA: focus curves of " + title + " ...");
-if (nt > 1) output = exec(py, "-m", "napari_focusqa", "fiji", "assess-for-macro", imgPath, "--out", tmp, "--model", model, "--label", label, "--stains", stains, "--protocol", FQ_PROTOCOL, "--no-patches", "--frame", "" + (t0 - 1));
-else output = exec(py, "-m", "napari_focusqa", "fiji", "assess-for-macro", imgPath, "--out", tmp, "--model", model, "--label", label, "--stains", stains, "--protocol", FQ_PROTOCOL, "--no-patches");
+if (nt > 1) output = exec(py, "-m", "fiji_bridge", "assess-for-macro", imgPath, "--out", tmp, "--model", model, "--label", label, "--stains", stains, "--protocol", FQ_PROTOCOL, "--no-patches", "--frame", "" + (t0 - 1));
+else output = exec(py, "-m", "fiji_bridge", "assess-for-macro", imgPath, "--out", tmp, "--model", model, "--label", label, "--stains", stains, "--protocol", FQ_PROTOCOL, "--no-patches");
 modelUsed = fqCheckStatus(tmp, cmd, output);
 
 lines = fqLines(tmp + "curves.tsv");
