@@ -204,18 +204,20 @@ _BLUR_EPS = float(np.spacing(1))  # scikit-image's floor for gradient magnitudes
 
 
 def _as_unit_float(image: np.ndarray) -> np.ndarray:
-    """float64 scaled like ``skimage.img_as_float`` (integers to their dtype's range)."""
+    """float64 scaled to a peak |value| of 1 per image.
+
+    scikit-image scales by the dtype's range instead (``img_as_float``); the blur effect
+    is scale-free except for its 2.2e-16 floor on gradients, so both agree to ~1e-15
+    for 8/16-bit and float images, while per-image scaling keeps 32/64-bit integer
+    images (where ``img_as_float`` pushes every gradient under that floor) correct.
+    """
     arr = np.asarray(image)
     _f32(arr[..., :3, :3])  # shape/dtype checks with the module's messages
     x = arr.astype(np.float64)
-    if arr.dtype.kind == "u":
-        x /= np.iinfo(arr.dtype).max
-    elif arr.dtype.kind == "i":
-        info = np.iinfo(arr.dtype)
-        x = (x * 2.0 + 1.0) / (float(info.max) - float(info.min))
     if not np.isfinite(x).all():
         raise ImageError("image: contains NaN or infinite values")
-    return x
+    peak = np.abs(x).max(axis=(-2, -1), keepdims=True)
+    return x / np.where(peak > 0, peak, 1.0)
 
 
 def _sl(x: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
@@ -256,9 +258,10 @@ def _abs_sobel_inner(x: np.ndarray, axis: int) -> np.ndarray:
 def blur_effect(image: np.ndarray, h_size: int = 11) -> np.ndarray:
     """Blur effect of Crété-Roffet et al. (2007): 0 = sharp, 1 = maximally blurred.
 
-    The same numbers as ``skimage.measure.blur_effect(image, h_size)`` for a 2D image
-    (the maximum over the two axes of the loss of gradient energy after a re-blur with
-    an ``h_size`` moving mean), vectorised over leading axes. Images smaller than 4x4
+    The same numbers as ``skimage.measure.blur_effect(image, h_size)`` for a 2D 8/16-bit
+    or float image (the maximum over the two axes of the loss of gradient energy after a
+    re-blur with an ``h_size`` moving mean), vectorised over leading axes; unlike
+    scikit-image, also dtype-independent for 32/64-bit integers. Images smaller than 4x4
     and constant images give 1.0 (no gradient left to lose).
     """
     x = _as_unit_float(image)
