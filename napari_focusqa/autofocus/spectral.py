@@ -12,10 +12,11 @@ power along x vs y and along the two diagonals (astigmatism, whose sign flips th
 focus and grows with frequency, unlike the sample's own orientation).
 
 :class:`SingleShotHead` is fitted by ``focusqa calibrate`` on the calibration stack of
-one instrument (DeepAf trains on the microscope it runs on): a ridge regression of
-``z - focus`` on each side of focus and an L2 logistic regression of ``sign(z - focus)`` on the standardised
-features, from every plane plus random crops (one ridge per side of focus: the
-magnitude is read on the side the logistic model picks). Its reliability is measured at
+one instrument (DeepAf trains on the microscope it runs on): one ridge regression of
+``z - focus`` per side of focus and an L2 logistic regression of ``sign(z - focus)`` on
+the standardised features (all of them, only the radial ones or only the anisotropy
+ones: the cross-validation below picks the group that generalises best), from every
+plane plus random crops. Its reliability is measured at
 calibration time by a spatial 2-fold cross-validation (fit on the left half of the
 planes, test on the right half, and back): ``cv_sign_accuracy`` (planes > 1.5 DoF from
 focus), ``cv_within_1dof`` and ``cv_abs_error_dof_median``. At run time the confidence
@@ -39,7 +40,11 @@ from napari_focusqa.core.errors import FocusQAError
 
 EDGES = np.geomspace(0.008, 0.5, 25)
 HEAD_KIND = "focusqa-singleshot-head"
-FEATURES = "spectral-v3"
+FEATURES = "spectral-v4"
+N_SPECTRAL = 45  # radial slope (23) and curvature (22) features come first
+N_FEATURES = 51  # then the band-to-band change of 2 anisotropy ratios over 4 bands
+#: feature groups the side-of-focus model may use; the calibration's CV picks one
+SIGN_GROUPS = ("all", "spectral", "anisotropy")
 #: below this cross-validated sign accuracy the head never moves on its own
 MIN_CV_SIGN_ACCURACY = 0.6
 #: instrument facts a calibration must share with the microscope it is used on
@@ -47,7 +52,7 @@ INSTRUMENT_KEYS = ("name", "camera", "focus_device", "pixel_size_um", "channel")
 
 
 def spectral_features(img: np.ndarray) -> np.ndarray:
-    """Feature vector (51 values) of one 2D image (see module doc)."""
+    """Feature vector (:data:`N_FEATURES` values) of one 2D image (see module doc)."""
     a = np.asarray(img, dtype=np.float64)
     if a.ndim != 2 or min(a.shape) < 16:
         raise FocusQAError(f"image: expected a 2D image of at least 16x16 px, got {a.shape}")
@@ -69,7 +74,7 @@ def spectral_features(img: np.ndarray) -> np.ndarray:
             lp[i] = np.log(float(p[m].mean()) / tot + 1e-12)
     ok = np.isfinite(lp)
     if not ok.any():
-        return np.full(51, np.nan)
+        return np.full(N_FEATURES, np.nan)
     # bands below a small image's lowest frequency: the nearest measured band
     lp = np.interp(np.arange(lp.size), np.flatnonzero(ok), lp[ok])
     out = [float(v) for v in np.diff(lp)] + [float(v) for v in np.diff(lp, 2)]
@@ -141,6 +146,7 @@ class SingleShotHead:
     sign_coef: np.ndarray
     dof_um: float
     z_max_um: float
+    sign_group: str = "all"
     cv: dict[str, float] = field(default_factory=dict)
     instrument: dict[str, Any] = field(default_factory=dict)
 
@@ -154,16 +160,16 @@ class SingleShotHead:
             raise FocusQAError(f"single-shot head: need >= 5 planes with z, got {z.size}")
         if not dof_um or dof_um <= 0:
             raise FocusQAError(f"dof_um: expected a positive depth of field, got {dof_um}")
-        cv = cls._cross_validate(images, z, dof_um, crops, lam, seed)
+        cv, group = cls._cross_validate(images, z, dof_um, crops, lam, seed)
         x, zz = _samples(images, z, crops, seed)
-        head = cls._fit_arrays(x, zz, dof_um, lam)
+        head = cls._fit_arrays(x, zz, dof_um, lam, group)
         head.cv = cv
         head.instrument = dict(instrument or {})
         return head
 
     @classmethod
     def _fit_arrays(cls, x: np.ndarray, z: np.ndarray, dof: float, lam: float,
-                    ) -> SingleShotHead:
+                    group: str = "all") -> SingleShotHead:
         mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
         xs = np.c_[np.ones(len(x)), (x - mean) / scale]
         pos, neg = z >= 0, z <= 0
@@ -172,34 +178,47 @@ class SingleShotHead:
         neg_coef = _ridge(xs[neg], z[neg] / dof, lam) if neg.sum() >= 2 else np.zeros(
             xs.shape[1])
         far = np.abs(z) > dof
+        xg = xs[:, np.r_[True, _group_mask(group, x.shape[1])]]
         if far.sum() < 2 or len(set((z[far] > 0).tolist())) < 2:
-            sign = np.zeros(xs.shape[1])  # no planes on both sides: sign unknown (p = 0.5)
+            sign = np.zeros(xg.shape[1])  # no planes on both sides: sign unknown (p = 0.5)
         else:
-            sign = _logistic(xs[far], (z[far] > 0).astype(np.float64), lam)
+            sign = _logistic(xg[far], (z[far] > 0).astype(np.float64), lam)
         return cls(mean=mean, scale=scale, pos_coef=pos_coef, neg_coef=neg_coef,
                    sign_coef=sign, dof_um=float(dof),
-                   z_max_um=float(np.max(np.abs(z))))
+                   z_max_um=float(np.max(np.abs(z))), sign_group=group)
 
     @classmethod
     def _cross_validate(cls, images: list[np.ndarray], z: np.ndarray, dof: float,
-                        crops: int, lam: float, seed: int) -> dict[str, float]:
-        right, wrong, errs = 0, 0, []
+                        crops: int, lam: float, seed: int,
+                        ) -> tuple[dict[str, Any], str]:
+        """Spatial 2-fold CV (left/right halves) of every sign feature group; returns
+        the scores of the best group (by sign accuracy; ties: the earlier group)."""
+        folds = []
         for train, test in (("left", "right"), ("right", "left")):
-            xa, za = _samples(images, z, crops, seed, part=train)
-            xb, zb = _samples(images, z, 0, seed, part=test)
-            h = cls._fit_arrays(xa, za, dof, lam)
-            for xi, zi in zip(xb, zb):
-                dz, _p = h._raw(xi)
-                errs.append(abs(dz - zi) / dof)
-                if abs(zi) > 1.5 * dof:
-                    if np.sign(dz) == np.sign(zi):
-                        right += 1
-                    else:
-                        wrong += 1
-        acc = right / (right + wrong) if right + wrong else 0.0
-        return {"cv_sign_accuracy": round(acc, 4),
-                "cv_abs_error_dof_median": round(float(np.median(errs)), 4),
-                "cv_within_1dof": round(float(np.mean(np.asarray(errs) <= 1.0)), 4)}
+            folds.append((_samples(images, z, crops, seed, part=train),
+                          _samples(images, z, 0, seed, part=test)))
+        scores: dict[str, dict[str, float]] = {}
+        for group in SIGN_GROUPS:
+            right, wrong, errs = 0, 0, []
+            for (xa, za), (xb, zb) in folds:
+                h = cls._fit_arrays(xa, za, dof, lam, group)
+                for xi, zi in zip(xb, zb):
+                    dz, _p = h._raw(xi)
+                    errs.append(abs(dz - zi) / dof)
+                    if abs(zi) > 1.5 * dof:
+                        right += int(np.sign(dz) == np.sign(zi))
+                        wrong += int(np.sign(dz) != np.sign(zi))
+            acc = right / (right + wrong) if right + wrong else 0.0
+            scores[group] = {"cv_sign_accuracy": round(acc, 4),
+                             "cv_abs_error_dof_median": round(float(np.median(errs)), 4),
+                             "cv_within_1dof": round(float(np.mean(np.asarray(errs) <= 1.0)),
+                                                     4)}
+        best = max(SIGN_GROUPS, key=lambda g: (scores[g]["cv_sign_accuracy"],
+                                               -SIGN_GROUPS.index(g)))
+        cv: dict[str, Any] = dict(scores[best], sign_features=best,
+                                  cv_sign_accuracy_by_group={
+                                      g: scores[g]["cv_sign_accuracy"] for g in SIGN_GROUPS})
+        return cv, best
 
     @property
     def sign_usable(self) -> bool:
@@ -214,7 +233,8 @@ class SingleShotHead:
 
     def _raw(self, x: np.ndarray) -> tuple[float, float]:
         xs = np.r_[1.0, (x - self.mean) / self.scale]
-        p = float(1.0 / (1.0 + np.exp(-np.clip(xs @ self.sign_coef, -30, 30))))
+        xg = xs[np.r_[True, _group_mask(self.sign_group, x.size)]]
+        p = float(1.0 / (1.0 + np.exp(-np.clip(xg @ self.sign_coef, -30, 30))))
         if p >= 0.5:
             z = min(max(float(xs @ self.pos_coef), 0.0) * self.dof_um, self.z_max_um)
         else:
@@ -251,6 +271,7 @@ class SingleShotHead:
             "neg_coef": [round(float(v), 8) for v in self.neg_coef],
             "sign_coef": [round(float(v), 8) for v in self.sign_coef],
             "dof_um": round(self.dof_um, 6), "z_max_um": round(self.z_max_um, 6),
+            "sign_group": self.sign_group,
             "cv": self.cv, "instrument": self.instrument,
         }
         body["sha256"] = _digest(body)
@@ -269,16 +290,31 @@ class SingleShotHead:
             arr = {k: np.asarray(d[k], dtype=np.float64)
                    for k in ("mean", "scale", "pos_coef", "neg_coef", "sign_coef")}
             n = arr["mean"].size
-            if arr["scale"].size != n or any(arr[k].size != n + 1 for k in (
-                    "pos_coef", "neg_coef", "sign_coef")):
+            group = str(d.get("sign_group", "all"))
+            if group not in SIGN_GROUPS:
+                raise FocusQAError(f"{where}: unknown sign_group {group!r}")
+            ng = int(_group_mask(group, n).sum())
+            if arr["scale"].size != n or arr["pos_coef"].size != n + 1 or \
+                    arr["neg_coef"].size != n + 1 or arr["sign_coef"].size != ng + 1:
                 raise FocusQAError(f"{where}: coefficient lengths do not match")
             return cls(dof_um=float(d["dof_um"]), z_max_um=float(d["z_max_um"]),
+                       sign_group=group,
                        cv=dict(d.get("cv") or {}), instrument=dict(d.get("instrument") or {}),
                        **arr)
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, FocusQAError):
                 raise
             raise FocusQAError(f"{where}: malformed single-shot head ({exc})") from exc
+
+
+def _group_mask(group: str, n: int) -> np.ndarray:
+    """Which of ``n`` features a sign feature group uses."""
+    idx = np.arange(n)
+    if group == "spectral":
+        return np.asarray(idx < N_SPECTRAL)
+    if group == "anisotropy":
+        return np.asarray(idx >= N_SPECTRAL)
+    return np.ones(n, dtype=bool)
 
 
 def _digest(body: dict[str, Any]) -> str:
