@@ -90,7 +90,8 @@ def test_package_contents(packages: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize("model_id", ["fqa-levels", "fqa-stain"])
 def test_package_as_model_matches_card(packages: dict[str, Path], model_id: str,
-                                       tmp_path: Path) -> None:
+                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # where zips unpack
     sample = make_sample_stack()
     card_model = load_model(model_id)
     zipped = export_zip(packages[model_id], tmp_path / f"{model_id}.zip")
@@ -106,8 +107,11 @@ def test_package_as_model_matches_card(packages: dict[str, Path], model_id: str,
 
 
 def test_cli_export_and_assess_with_package(tmp_path: Path) -> None:
+    import os
+
     import tifffile
 
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))  # where zips unpack
     out = tmp_path / "pk"
     r = subprocess.run([sys.executable, "-m", "napari_focusqa", "export", "fqa-levels",
                         "--format", "bioimageio", "--out", str(out), "--zip"],
@@ -119,7 +123,7 @@ def test_cli_export_and_assess_with_package(tmp_path: Path) -> None:
     for ref in (str(out / "fqa-levels.bioimageio.zip"), "fqa-levels"):
         r = subprocess.run([sys.executable, "-m", "napari_focusqa", "assess", str(img),
                             "--model", ref, "--json", "-"], capture_output=True, text=True,
-                           timeout=600)
+                           timeout=600, env=env)
         assert r.returncode == 0, r.stderr
         recs[ref] = json.loads(r.stdout)[0]
     a, b = recs.values()
