@@ -1,8 +1,9 @@
 """Running a batch: serially in this process or on dask.distributed, writing as it goes.
 
-* **Streaming.** Only the paths travel to the workers; each worker reads its file,
-  assesses it and sends back a few small dicts. At most ``max_in_flight`` files are
-  submitted at a time, so memory stays bounded whatever the number of files.
+* **Streaming.** Only the paths travel to the workers; each worker reads its files,
+  assesses them and sends back a few small dicts. At most ``max_in_flight`` tasks (a
+  task: one big file or a group of small ones, :func:`task_groups`) are submitted at a
+  time, so memory stays bounded whatever the number of files.
 * **One ONNX session per worker.** Workers load the model once per process
   (:func:`~napari_focusqa.batch.worker.worker_model`); with dask it is pre-loaded on every
   worker with ``client.run`` before the first task, so a bad model fails once, up front.
@@ -26,7 +27,7 @@ from napari_focusqa.batch.inputs import expand_inputs
 from napari_focusqa.batch.resume import MAX_ATTEMPTS, open_output, record_for
 from napari_focusqa.batch.schema import BatchError, columns_for, normalise_row
 from napari_focusqa.batch.summary import BatchSummary
-from napari_focusqa.batch.worker import assess_one, error_rows, preload_model
+from napari_focusqa.batch.worker import assess_many, assess_one, error_rows, preload_model
 from napari_focusqa.core.errors import Cancelled
 
 #: dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in workers, which also switches off
@@ -64,6 +65,31 @@ def _iter_serial(files: Sequence[str], model: Any, zstack: bool) -> Iterator[dic
         yield assess_one(f, model, None, zstack)
 
 
+#: one dask task takes up to this many files, and this many bytes of files: small images
+#: are assessed in groups (the per-task overhead of dask is ~ms), big ones one per task
+TASK_MAX_FILES = 32
+TASK_MAX_BYTES = 4 * 2**20
+
+
+def task_groups(files: Sequence[str], max_files: int = TASK_MAX_FILES,
+                max_bytes: int = TASK_MAX_BYTES) -> Iterator[list[str]]:
+    """Consecutive groups of ``files`` for one task each (order kept)."""
+    group: list[str] = []
+    size = 0
+    for f in files:
+        try:
+            b = os.path.getsize(f)
+        except OSError:
+            b = 0
+        if group and (len(group) >= max_files or size + b > max_bytes):
+            yield group
+            group, size = [], 0
+        group.append(f)
+        size += b
+    if group:
+        yield group
+
+
 def _iter_dask(
     files: Sequence[str],
     client: Any,
@@ -76,26 +102,26 @@ def _iter_dask(
 
     if model_ref is not None:
         client.run(preload_model, model_ref, threads)  # once per worker, fail fast
-    it = iter(files)
-    pending: dict[Any, str] = {}
+    it = task_groups(files)
+    pending: dict[Any, list[str]] = {}
 
-    def submit(path: str) -> Any:
-        fut = client.submit(assess_one, path, model_ref, threads, zstack, pure=False)
-        pending[fut] = path
+    def submit(paths: list[str]) -> Any:
+        fut = client.submit(assess_many, paths, model_ref, threads, zstack, pure=False)
+        pending[fut] = paths
         return fut
 
-    ac = as_completed([submit(f) for _, f in zip(range(max_in_flight), it)])
+    ac = as_completed([submit(g) for _, g in zip(range(max_in_flight), it)])
     for fut in ac:
-        path = pending.pop(fut)
+        paths = pending.pop(fut)
         try:
-            res = fut.result()
+            results = fut.result()
         except Exception as exc:  # the task raised outside assess_one: KilledWorker, ...
-            res = error_rows(path, exc)
+            results = [error_rows(p, exc) for p in paths]
         fut.release()
         nxt = next(it, None)
         if nxt is not None:
             ac.add(submit(nxt))
-        yield res
+        yield from results
 
 
 def _start_dask(
@@ -189,7 +215,9 @@ def run_batch(
         Replace an existing ``out`` (otherwise an existing ``out`` without ``resume`` is
         refused so that results are never lost by accident).
     max_in_flight : int, optional
-        Files submitted at once (default 4 per worker): bounds memory.
+        Tasks submitted at once (default 4 per worker): bounds memory. A task takes up to
+        :data:`TASK_MAX_FILES` files and :data:`TASK_MAX_BYTES` of them (small images are
+        grouped, big ones go one per task).
     worker_threads : int, optional
         onnxruntime threads per worker (default: CPU cores // workers for the local
         cluster; onnxruntime's own default on an external scheduler/client).

@@ -164,3 +164,10 @@ def assess_one(
     _WORKER_STATS["files"] += 1
     res["seconds"] = time.perf_counter() - t0
     return res
+
+
+def assess_many(
+    paths: list[str], model_ref: Any = None, threads: int | None = None, zstack: bool = False
+) -> list[dict[str, Any]]:
+    """:func:`assess_one` for a few small files in one task (less per-task overhead)."""
+    return [assess_one(p, model_ref, threads, zstack) for p in paths]
