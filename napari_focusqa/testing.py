@@ -95,6 +95,20 @@ def build_sharpness_model(
     return card_path
 
 
+def blob_image(rng: np.random.Generator, shape: tuple[int, int] = (168, 200),
+               sigma: float = 0.0, n: int = 50) -> np.ndarray:
+    """Bright blobs ("cells") on a dim noisy background, optionally blurred by ``sigma``;
+    uint16. For tests that need in- and out-of-focus looking images."""
+    from scipy import ndimage
+
+    img = np.zeros(shape, np.float32)
+    img[rng.integers(0, shape[0], n), rng.integers(0, shape[1], n)] = 4000.0
+    img = ndimage.gaussian_filter(img, 2.0) * 20
+    if sigma:
+        img = ndimage.gaussian_filter(img, sigma)
+    return np.clip(img + rng.normal(100, 3, shape), 0, 65535).astype(np.uint16)
+
+
 def write_small_images(folder: str | Path, n: int, size: int = 96, seed: int = 0) -> list[Path]:
     """``n`` small uint16 TIFFs (blobs on noise, some blurred) named like an IXM plate.
 

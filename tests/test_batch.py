@@ -17,21 +17,13 @@ from scipy import ndimage
 from napari_focusqa import batch
 from napari_focusqa.cli import main
 from napari_focusqa.core.assess import assess_image
+from napari_focusqa.testing import blob_image
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _cells(rng: np.random.Generator, shape=(200, 260), sigma=0.0) -> np.ndarray:
-    """Bright blobs on a dim background, optionally blurred; uint16."""
-    img = np.zeros(shape, np.float32)
-    ys = rng.integers(0, shape[0], 60)
-    xs = rng.integers(0, shape[1], 60)
-    img[ys, xs] = 4000.0
-    img = ndimage.gaussian_filter(img, 2.0) * 20
-    if sigma:
-        img = ndimage.gaussian_filter(img, sigma)
-    img += rng.normal(100, 3, shape)
-    return np.clip(img, 0, 65535).astype(np.uint16)
+def _cells(rng: np.random.Generator, shape=None, sigma=0.0) -> np.ndarray:
+    return blob_image(rng, shape or (200, 260), sigma, n=60)
 
 
 def _make_plate(folder: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -10,18 +10,13 @@ from scipy import ndimage
 
 from napari_focusqa import batch
 from napari_focusqa.core.assess import assess_image
-from napari_focusqa.testing import write_small_images
+from napari_focusqa.testing import blob_image, write_small_images
 
 VERDICTS = {"in_focus", "out_of_focus", "no_structure"}
 
 
-def _cells(rng: np.random.Generator, shape=(168, 168), sigma=0.0) -> np.ndarray:
-    img = np.zeros(shape, np.float32)
-    img[rng.integers(0, shape[0], 50), rng.integers(0, shape[1], 50)] = 4000.0
-    img = ndimage.gaussian_filter(img, 2.0) * 20
-    if sigma:
-        img = ndimage.gaussian_filter(img, sigma)
-    return np.clip(img + rng.normal(100, 3, shape), 0, 65535).astype(np.uint16)
+def _cells(rng: np.random.Generator, shape=None, sigma=0.0) -> np.ndarray:
+    return blob_image(rng, shape or (168, 168), sigma)
 
 
 # --------------------------------------------------------------------------- parquet
@@ -166,3 +161,20 @@ def test_plate_grid_picks_the_plate_format_and_refuses_no_wells() -> None:
         batch.plate_grid([{"well": "C07", "sf": 1.0}], "sf", shape=(4, 6))
     with pytest.raises(batch.BatchError, match="plate: no rows with a well"):
         batch.plate_grid([{"file": "x.tif", "sf": 1.0}], "sf")
+
+
+def test_vendor_formats_in_a_folder_time_lapse_czi(tmp_path) -> None:
+    """A real CZI time-lapse (T3 Z5 CH2): found in a folder walk, one row per t and channel."""
+    pytest.importorskip("bioio_czi")
+    from conftest import require_shared
+
+    czi = require_shared("czitools_CellDivision_T3_Z5_CH2_X240_Y170.czi")
+    assert batch.expand_inputs([czi.parent]).count(str(czi)) == 1
+    out = tmp_path / "czi.csv"
+    s = batch.run_batch([czi], out, model=None, workers=0, zstack=True, progress=False,
+                        log=None)
+    assert s.exit_code == 0, s.failures
+    rows = batch.read_results(out)
+    assert sorted((r["t_index"], r["channel_index"]) for r in rows) == [
+        (t, c) for t in range(3) for c in range(2)]
+    assert all(r["n_slices"] == 5 and 0 <= r["best_z_index"] < 5 for r in rows)

@@ -12,16 +12,11 @@ from scipy import ndimage
 
 from napari_focusqa import batch
 from napari_focusqa.cli import main
+from napari_focusqa.testing import blob_image
 
 
-def _cells(rng: np.random.Generator, shape=(168, 200), sigma=0.0) -> np.ndarray:
-    img = np.zeros(shape, np.float32)
-    img[rng.integers(0, shape[0], 50), rng.integers(0, shape[1], 50)] = 4000.0
-    img = ndimage.gaussian_filter(img, 2.0) * 20
-    if sigma:
-        img = ndimage.gaussian_filter(img, sigma)
-    img += rng.normal(100, 3, shape)
-    return np.clip(img, 0, 65535).astype(np.uint16)
+def _cells(rng: np.random.Generator, shape=None, sigma=0.0) -> np.ndarray:
+    return blob_image(rng, shape or (168, 200), sigma)
 
 
 @pytest.fixture

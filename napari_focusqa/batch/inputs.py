@@ -7,14 +7,17 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from napari_focusqa.batch.naming import IMAGE_SUFFIXES, is_thumbnail
+from napari_focusqa.batch.naming import IMAGE_FOLDER_SUFFIXES, IMAGE_SUFFIXES, is_thumbnail
 from napari_focusqa.batch.schema import BatchError
 
 
 def _image_files(folder: Path) -> list[str]:
-    found = []
+    found: list[str] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        images = [d for d in dirs if d.lower().endswith(IMAGE_FOLDER_SUFFIXES)]
+        dirs[:] = [d for d in dirs if d not in images]  # an OME-Zarr is one image
+        found.extend(os.path.join(root, d) for d in images)
         for f in sorted(files):
             if f.startswith(".") or not f.lower().endswith(IMAGE_SUFFIXES):
                 continue
@@ -25,7 +28,8 @@ def _image_files(folder: Path) -> list[str]:
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """Files, folders (recursive, image suffixes only) and glob patterns -> file list.
+    """Files, folders (recursive, :data:`IMAGE_SUFFIXES` only; an ``.zarr`` folder is one
+    image) and glob patterns -> file list.
 
     Order is kept (folders sorted), duplicates dropped.
 
@@ -39,7 +43,9 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
     files: list[str] = []
     for raw in inputs:
         s = os.fspath(raw)
-        if os.path.isdir(s):
+        if os.path.isdir(s) and s.lower().rstrip("/").endswith(IMAGE_FOLDER_SUFFIXES):
+            files.append(s)
+        elif os.path.isdir(s):
             files.extend(_image_files(Path(s)))
         elif os.path.isfile(s):
             files.append(s)
@@ -48,7 +54,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
             if not matches:
                 raise BatchError(f"INPUT: pattern {s!r} matches no files")
             for mt in matches:
-                if os.path.isdir(mt):
+                if os.path.isdir(mt) and not mt.lower().endswith(IMAGE_FOLDER_SUFFIXES):
                     files.extend(_image_files(Path(mt)))
                 elif not is_thumbnail(mt):
                     files.append(mt)

@@ -7,8 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-#: file name endings picked up when a folder is given
-IMAGE_SUFFIXES = (".tif", ".tiff", ".btf", ".png")
+#: file name endings picked up when a folder is given (CZI/ND2/LIF need the [formats]
+#: extra; without it such a file becomes an error row naming the extra)
+IMAGE_SUFFIXES = (".tif", ".tiff", ".btf", ".png", ".czi", ".nd2", ".lif")
+#: folders that are one image (OME-Zarr): taken as an input, not searched
+IMAGE_FOLDER_SUFFIXES = (".zarr",)
 
 #: columns parsed from plate file names (ImageXpress, Operetta/Opera, CellInsight)
 PLATE_COLUMNS = ("plate", "well", "site", "name_channel", "plane")
@@ -28,7 +31,7 @@ _GENERIC_WELL = re.compile(r"(?:^|[_\-\s.])(?P<row>[A-Pa-p])(?P<col>\d{1,2})(?=[
 
 def _stem(name: str) -> str:
     low = name.lower()
-    for suf in (".ome.tiff", ".ome.tif", *IMAGE_SUFFIXES):
+    for suf in (".ome.tiff", ".ome.tif", ".ome.zarr", *IMAGE_SUFFIXES, *IMAGE_FOLDER_SUFFIXES):
         if low.endswith(suf):
             return name[: -len(suf)]
     return Path(name).stem
