@@ -559,6 +559,9 @@ def test_batch_turns_every_bad_file_into_an_error_row(reader_files, sharpness_mo
     expected_failed = {n for n, (c, _) in CLI_CASES.items() if c == 2} - {"folder.tif", "missing.tif"}
     assert failed == expected_failed
     assert s.files_failed == len(expected_failed) and s.exit_code == batch.EXIT_SOME_FAILED
+    # a damaged file fails the same way next time: permanent, not retried by --resume
+    assert {r["error_kind"] for r in rows if r["error"]} == {batch.PERMANENT}
+    assert s.files_transient == 0
     assert isinstance(ImageError("x"), FocusQAError)
 
 
@@ -598,6 +601,7 @@ def test_batch_survives_a_tiff_claiming_huge_dimensions(tmp_path) -> None:
     rows = {Path(r["file"]).name: r for r in batch.read_results(tmp_path / "b.csv")}
     assert rows["good.tif"]["error"] is None and rows["good.tif"]["sf"] > 0
     assert rows["bomb.tif"]["error"] and s.files_failed == 1
+    assert rows["bomb.tif"]["error_kind"] == batch.PERMANENT  # refused up front, not an OOM
 
 
 def test_tiff_claiming_huge_dimensions_is_an_image_error(tmp_path, capsys) -> None:
