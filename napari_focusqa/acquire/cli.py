@@ -85,6 +85,8 @@ def cmd_acquire(args: argparse.Namespace) -> int:
     xy = (0.0, 0.0)
     if args.config and m.core.getXYStageDevice():
         xy = tuple(m.core.getXYPosition())  # type: ignore[assignment]
+    elif args.config and args.positions > 1:
+        raise FocusQAError("--positions: the configuration has no XY stage; use 1")
     seq = build_sequence(timepoints=args.timepoints, interval_s=args.interval_s,
                          positions=args.positions, z_um=z0, xy_um=xy,
                          position_spacing_um=args.position_spacing_um,
