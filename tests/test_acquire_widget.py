@@ -23,7 +23,7 @@ def _widget(make_napari_viewer, tmp_path, **values):
     viewer.window.add_dock_widget(w, name="FocusQA acquire")
     w.form.stack_layer.value = layer
     w.form.microscope.value = "simulated (z-stack layer)"
-    w.form.calibration.value = ""
+    w.form.calibration.value = None
     w.form.table.value = tmp_path / "live.csv"
     w.form.qc_model.value = ""
     w.form.reacquire.value = False

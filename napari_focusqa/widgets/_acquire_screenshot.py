@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     f.stack_layer.value = viewer.layers[args.stack.stem]
     f.timepoints.value, f.interval_s.value, f.positions.value = args.timepoints, 0.3, 1
     f.drift_um.value, f.autofocus.value, f.reacquire.value = 0.3, "fewshot", False
-    f.calibration.value, f.table.value, f.qc_model.value = "", "", ""
+    f.calibration.value, f.table.value, f.qc_model.value = None, None, ""
     app = QApplication.instance()
     assert app is not None
     t0 = time.perf_counter()

@@ -46,14 +46,14 @@ def _form(
     positions: int = 1,
     drift_um: float = 0.3,
     autofocus: str = "fewshot",
-    calibration: Path = Path(""),
+    calibration: Path | None = None,
     qc_model: str = "",
     reacquire: bool = False,
     on_fault: str = "continue",
     z_min_um: float = 0.0,
     z_max_um: float = 0.0,
     max_step_um: float = 0.0,
-    table: Path = Path(""),
+    table: Path | None = None,
 ) -> None:
     """Sequence and QC settings (see the module doc)."""
 
@@ -86,9 +86,9 @@ class AcquireWidget(Container):
             z_min_um={"min": -1e5, "max": 1e5, "tooltip": "hardware: lower z limit"},
             z_max_um={"min": -1e5, "max": 1e5, "tooltip": "hardware: upper z limit"},
             max_step_um={"min": 0.0, "max": 1e4, "tooltip": "hardware: largest single move"},
-            calibration={"filter": "*.json", "tooltip": "focusqa calibrate output; empty: "
+            calibration={"filter": "*.json", "nullable": True, "tooltip": "focusqa calibrate output; empty: "
                          "calibrate on a separate simulated run (simulator only)"},
-            table={"mode": "w", "filter": "*.csv", "tooltip": "live results table (CSV)"},
+            table={"mode": "w", "filter": "*.csv", "nullable": True, "tooltip": "live results table (CSV)"},
             qc_model={"tooltip": "QC levels model id / card path; empty: installed; none"},
         )
         self.start_button = PushButton(text="Start")
