@@ -64,10 +64,11 @@ def calibrate(path: Path, focus: int):
 
 
 def drift_run(path: Path, focus: int, method: str, cal, seed: int, timepoints: int,
-              drift: float, model):
-    s = _sim(path, focus, seed, drift_um_per_t=drift, timepoints=timepoints)
+              drift: float, model, positions: int = 1):
+    s = _sim(path, focus, seed, drift_um_per_t=drift, timepoints=timepoints,
+             positions=positions, tilt_um_per_100um=0.5)
     StageGuard(s.microscope, s.limits).travel_to(s.base_focus_um)
-    seq = build_sequence(timepoints=timepoints, interval_s=0, positions=1,
+    seq = build_sequence(timepoints=timepoints, interval_s=0, positions=positions,
                          z_um=s.base_focus_um, autofocus=method != "none")
     return run_acquisition(s.microscope, seq, limits=s.limits, method=method, calibration=cal,
                            model=model, truth=s.truth,
@@ -80,13 +81,16 @@ def part_drift(args) -> None:
     model = resolve_model("")
     methods = ["none"] + [m for m in ("fewshot", "singleshot", "twoshot", "classic")
                           if m in available_methods()]
-    print(f"## Drift: {args.timepoints} time points, {args.drift} µm/time point, "
+    if args.methods:
+        methods = [m for m in methods if m in args.methods.split(",")]
+    print(f"## Drift: {args.timepoints} time points × {args.positions} position(s) (sample "
+          f"tilt 0.5 µm per 100 µm, positions 100 µm apart), {args.drift} µm/time point, "
           f"{args.seeds} seeds, QC model {None if model is None else model.id}\n")
     print("| stack | autofocus | frames | within 1 µm | within 1 DoF (DoF) | median abs error "
           "µm | images/AF event (median, max) | AF failed | verdict | QC ms/frame (median) "
           "| wall s/run |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, fn, _ch, focus in STACKS:
+    for name, fn, _ch, focus in STACKS[: args.stacks]:
         path = DATA / fn
         if not path.exists():
             print(f"# skipped {name}: {path} not found", file=sys.stderr)
@@ -103,7 +107,7 @@ def part_drift(args) -> None:
             for seed in range(args.seeds):
                 t0 = time.perf_counter()
                 res = drift_run(path, focus, method, cal, seed + 1, args.timepoints, args.drift,
-                                model)
+                                model, args.positions)
                 walls.append(time.perf_counter() - t0)
                 errs += [abs(f["focus_error_um"]) for f in res.frames]
                 verd += [f["verdict"] is not None for f in res.frames]
@@ -159,6 +163,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--timepoints", type=int, default=20)
     ap.add_argument("--drift", type=float, default=0.3)
+    ap.add_argument("--positions", type=int, default=1)
+    ap.add_argument("--methods", default="", help="comma-separated subset (default: all)")
+    ap.add_argument("--stacks", type=int, default=len(STACKS), help="first N stacks")
     ap.add_argument("--frames", type=int, default=10, help="QC speed: frames acquired")
     ap.add_argument("--fps", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=2)
