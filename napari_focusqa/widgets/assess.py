@@ -24,9 +24,9 @@ from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QVBoxLayout, QWidget
 from napari_focusqa.core.errors import FocusQAError
 from napari_focusqa.core.model import default_model_id, list_models
 from napari_focusqa.core.stains import STAIN_CLASSES, stain_for_channel
+from napari_focusqa.widgets._base import FocusDock
 from napari_focusqa.widgets._legend import LegendWidget
 from napari_focusqa.widgets._results import AssessedChannel, result_of
-from napari_focusqa.widgets._worker import TaskRunner
 from napari_focusqa.widgets.assess_worker import add_assessment, job_for, run_jobs
 
 SF_ONLY = "none (SF only)"
@@ -60,14 +60,13 @@ def layer_stain(layer: Any) -> str:
     return guess if guess != "generic" or st not in STAIN_CLASSES else str(st)
 
 
-class AssessWidget(QWidget):
+class AssessWidget(FocusDock):
     """Dock widget "Assess focus" (see module docstring)."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer, parent, on_progress=self._on_progress,
+                         on_finished=self._on_finished)
         self.results: list[AssessedChannel] = []
-        self.runner = TaskRunner(on_progress=self._on_progress, on_finished=self._on_finished)
         self.layers = Select(label="channels", choices=self._image_choices,
                              allow_multiple=True)
         models = level_model_ids()
@@ -118,27 +117,13 @@ class AssessWidget(QWidget):
         self.form.changed.connect(self._on_model_changed)
         self.summary.native.cellClicked.connect(self._on_summary_clicked)
         ev = self.viewer.layers.events
-        self._conns: list[tuple[Any, Any]] = []
         for emitter in [ev.inserted, ev.removed, *(ly.events.name for ly in self.viewer.layers)]:
             self._connect(emitter, self._reset_layers)
         self._connect(ev.inserted, lambda e: self._connect(e.value.events.name,
                                                            self._reset_layers))
-        self.destroyed.connect(self._cleanup)
         self._reset_layers()
         self.layers.value = self.image_layers()
         self._on_model_changed()
-
-    def _connect(self, emitter: Any, cb: Any) -> None:
-        emitter.connect(cb)
-        self._conns.append((emitter, cb))
-
-    def _cleanup(self, *_: Any) -> None:  # widget closed: stop the task, drop callbacks
-        self.runner.cancel()
-        for emitter, cb in self._conns:
-            try:
-                emitter.disconnect(cb)
-            except (RuntimeError, TypeError, ValueError):
-                pass
 
     # ------------------------------------------------------------ layers
     def image_layers(self) -> list[Any]:
@@ -223,14 +208,6 @@ class AssessWidget(QWidget):
             self.legend.set_num_classes(int(fm.num_classes))
 
     # ------------------------------------------------------------ running
-    @property
-    def running(self) -> bool:
-        return self.runner.running
-
-    @property
-    def last_error(self) -> str | None:
-        return self.runner.last_error
-
     def run(self, *_: Any) -> Any:
         """Assess the selected layers; returns the worker (None on bad input)."""
         layers = self.selected_layers()

@@ -23,8 +23,8 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_focusqa.core.errors import FocusQAError
 from napari_focusqa.plots import draw_autofocus
+from napari_focusqa.widgets._base import FocusDock
 from napari_focusqa.widgets._plot import PlotCanvas
-from napari_focusqa.widgets._worker import TaskRunner
 
 LIVE_LAYER = "FocusQA microscope"
 METHODS = ("fewshot", "singleshot", "classic")
@@ -51,17 +51,16 @@ def stack_of_layer(layer: Any, viewer: Any) -> tuple[np.ndarray, float]:
     return np.asarray(ls.zcyx[:, 0]), float(ls.z_step_um or 1.0)
 
 
-class AutofocusWidget(QWidget):
+class AutofocusWidget(FocusDock):
     """Microscope + autofocus dock widget (see module doc)."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer, parent, on_item=self._on_acquired,
+                         on_finished=self._update_buttons)
         self.microscope: Any = None
         self.calibration: Any = None
         self.last_run: Any = None
         self._live: list[tuple[float, float]] = []
-        self.runner = TaskRunner(on_item=self._on_acquired, on_finished=self._update_buttons)
         self.layer = ComboBox(label="z-stack layer", choices=self._stack_choices)
         big = {"min": -1e5, "max": 1e5, "step": 0.1}
         self.form = magicgui(_settings, persist=True, call_button=False,
@@ -102,22 +101,10 @@ class AutofocusWidget(QWidget):
         self.calibrate_btn.changed.connect(lambda: self.calibrate())
         self.autofocus_btn.changed.connect(lambda: self.autofocus())
         self.cancel_btn.changed.connect(lambda: self.cancel())
-        ev = self.viewer.layers.events
-        self._conns = [(ev.inserted, self.layer.reset_choices),
-                       (ev.removed, self.layer.reset_choices)]
-        for emitter, cb in self._conns:
-            emitter.connect(cb)
-        self.destroyed.connect(self._cleanup)
+        self._connect(self.viewer.layers.events.inserted, self.layer.reset_choices)
+        self._connect(self.viewer.layers.events.removed, self.layer.reset_choices)
         self._update_buttons()
         self._draw()
-
-    def _cleanup(self, *_: Any) -> None:
-        self.runner.cancel()
-        for emitter, cb in self._conns:
-            try:
-                emitter.disconnect(cb)
-            except (RuntimeError, TypeError, ValueError):
-                pass
 
     # --- helpers -------------------------------------------------------------------
     def _stack_choices(self, _w: Any = None) -> list[str]:
@@ -125,14 +112,6 @@ class AutofocusWidget(QWidget):
 
         return [ly.name for ly in self.viewer.layers
                 if isinstance(ly, Image) and ly.ndim >= 3 and ly.name != LIVE_LAYER]
-
-    @property
-    def running(self) -> bool:
-        return self.runner.running
-
-    @property
-    def last_error(self) -> str | None:
-        return self.runner.last_error
 
     def _error(self, msg: str) -> None:
         self.runner.error(msg)

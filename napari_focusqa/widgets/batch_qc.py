@@ -24,8 +24,8 @@ from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QVBoxLayout, QWidget
 
 from napari_focusqa.core.errors import FocusQAError
 from napari_focusqa.plots import draw_level_histogram, draw_plate
+from napari_focusqa.widgets._base import FocusDock
 from napari_focusqa.widgets._plot import PlotCanvas
-from napari_focusqa.widgets._worker import TaskRunner
 from napari_focusqa.widgets.assess import SF_ONLY, level_model_ids
 
 TABLE_COLUMNS = ("file", "well", "site", "channel", "z", "verdict", "structured", "level",
@@ -60,18 +60,16 @@ def _set(path: Any) -> str:
     return "" if s in ("", ".") else s
 
 
-class BatchQCWidget(QWidget):
+class BatchQCWidget(FocusDock):
     """Batch focus QC of a folder (see module docstring)."""
 
     def __init__(self, napari_viewer: Any = None, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer, parent, on_progress=self._on_progress,
+                         on_item=self._on_result, on_finished=self._on_finished)
         self.summary: Any = None
         self.rows: list[dict[str, Any]] = []
         self.plate: tuple[list[str], list[int], np.ndarray] | None = None
         self.opened: list[str] = []
-        self.runner = TaskRunner(on_progress=self._on_progress, on_item=self._on_result,
-                                 on_finished=self._on_finished)
         models = level_model_ids()
         from napari_focusqa.core.model import default_model_id
 
@@ -113,7 +111,6 @@ class BatchQCWidget(QWidget):
         self.run_btn.changed.connect(self.run)
         self.cancel_btn.changed.connect(self.cancel)
         self.table.native.cellDoubleClicked.connect(lambda r, _c: self.open_row(r))
-        self.destroyed.connect(lambda *_: self.runner.cancel())
 
     # ------------------------------------------------------------------ inputs
     def set_model(self, model: str | Path | None) -> None:
@@ -135,14 +132,6 @@ class BatchQCWidget(QWidget):
     def out_path(self) -> Path:
         out = _set(self.form.output.value)
         return Path(out) if out else Path(_set(self.form.folder.value)) / "focusqa_batch.csv"
-
-    @property
-    def running(self) -> bool:
-        return self.runner.running
-
-    @property
-    def last_error(self) -> str | None:
-        return self.runner.last_error
 
     # ------------------------------------------------------------------ run
     def run(self, *_: Any) -> Any:

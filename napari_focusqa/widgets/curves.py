@@ -25,6 +25,7 @@ from napari_focusqa.plots import (
     draw_stain_boxplot,
     normalise,
 )
+from napari_focusqa.widgets._base import FocusDock
 from napari_focusqa.widgets._plot import PlotCanvas
 from napari_focusqa.widgets._results import AssessedChannel, assessed_channels
 
@@ -46,12 +47,11 @@ def series_of(e: AssessedChannel) -> CurveSeries:
                        e.best_z_index, e.best_z_index_model)
 
 
-class CurvesWidget(QWidget):
+class CurvesWidget(FocusDock):
     """Dock widget "Focus curves" (see module docstring)."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer, parent)
         self.plotted: dict[str, dict[str, Any]] = {}
         self.lines: dict[tuple[int, str], Any] = {}
         self.cursors: list[Any] = []
@@ -77,36 +77,20 @@ class CurvesWidget(QWidget):
         self.csv_btn.changed.connect(self._save_csv_dialog)
         self.form.called.connect(self.refresh)
 
-        ev = self.viewer.layers.events
-        self._conns: list[tuple[Any, Any]] = [
-            (ev.inserted, self._watch), (ev.removed, self.refresh),
-            (self.viewer.dims.events.current_step, self._update_cursor),
-        ]
-        for emitter, cb in self._conns:
-            emitter.connect(cb)
+        self._connect(self.viewer.layers.events.inserted, self._watch)
+        self._connect(self.viewer.layers.events.removed, self.refresh)
+        self._connect(self.viewer.dims.events.current_step, self._update_cursor)
         for ly in self.viewer.layers:
-            self._watch_layer(ly)
-        self.destroyed.connect(self._disconnect)
+            self._connect(ly.events.metadata, self.refresh)
         self.refresh()
 
     @property
     def figure(self) -> Any:
         return self.canvas.figure
 
-    def _watch_layer(self, layer: Any) -> None:
-        layer.events.metadata.connect(self.refresh)
-        self._conns.append((layer.events.metadata, self.refresh))
-
     def _watch(self, event: Any) -> None:
-        self._watch_layer(event.value)
+        self._connect(event.value.events.metadata, self.refresh)
         self.refresh()
-
-    def _disconnect(self, *_: Any) -> None:
-        for emitter, cb in self._conns:
-            try:
-                emitter.disconnect(cb)
-            except (RuntimeError, TypeError, ValueError):  # already gone
-                pass
 
     # ------------------------------------------------------------ drawing
     def entries(self) -> list[AssessedChannel]:

@@ -26,8 +26,8 @@ from magicgui.widgets import Label, PushButton, Select
 from qtpy.QtWidgets import QGridLayout, QVBoxLayout, QWidget
 
 from napari_focusqa.core.errors import FocusQAError
+from napari_focusqa.widgets._base import FocusDock
 from napari_focusqa.widgets._results import AssessedChannel, patch_cube, result_of
-from napari_focusqa.widgets._worker import TaskRunner
 
 OWN_BEST = "each channel's own"
 
@@ -52,13 +52,11 @@ def level_colormap(num_classes: int) -> Any:
                     interpolation="zero" if k > 1 else "linear")
 
 
-class OutputsWidget(QWidget):
+class OutputsWidget(FocusDock):
     """Dock widget "Focus outputs" (see module docstring)."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = napari_viewer
-        self.runner = TaskRunner(on_finished=self._on_finished)
+        super().__init__(napari_viewer, parent, on_finished=self._on_finished)
         self.layers = Select(label="assessed layers", choices=self._assessed_choices,
                              allow_multiple=True)
         self.form = magicgui(_options, persist=True, call_button=False,
@@ -87,20 +85,9 @@ class OutputsWidget(QWidget):
         self.composite_btn.changed.connect(lambda: self.composite())
         self.levelmap_btn.changed.connect(lambda: self.level_map())
         self.montage_btn.changed.connect(lambda: self.montage())
-        ev = self.viewer.layers.events
-        self._conns = [(ev.inserted, self.refresh), (ev.removed, self.refresh)]
-        for emitter, cb in self._conns:
-            emitter.connect(cb)
-        self.destroyed.connect(self._cleanup)
+        self._connect(self.viewer.layers.events.inserted, self.refresh)
+        self._connect(self.viewer.layers.events.removed, self.refresh)
         self.refresh()
-
-    def _cleanup(self, *_: Any) -> None:
-        self.runner.cancel()
-        for emitter, cb in self._conns:
-            try:
-                emitter.disconnect(cb)
-            except (RuntimeError, TypeError, ValueError):
-                pass
 
     # ------------------------------------------------------------ choices
     def _assessed(self) -> list[Any]:
@@ -130,14 +117,6 @@ class OutputsWidget(QWidget):
         if not out:
             raise FocusQAError("layers: no assessed image layer; run Assess focus first")
         return out
-
-    @property
-    def running(self) -> bool:
-        return self.runner.running
-
-    @property
-    def last_error(self) -> str | None:
-        return self.runner.last_error
 
     def _on_finished(self) -> None:
         for b in (self.substack_btn, self.composite_btn, self.levelmap_btn, self.montage_btn):
@@ -251,13 +230,19 @@ class OutputsWidget(QWidget):
                                "(SF only): the level map and montage need per-patch levels")
         return self.viewer.layers[r.overlay]
 
-    def level_map(self) -> Any:
-        """Patch-resolution expected level of every plane, as a layer per channel."""
+    def _with_patches(self) -> list[tuple[Any, AssessedChannel, Any]] | None:
+        """Chosen (image layer, result, patch layer); None (and a notification) if any
+        chosen layer lacks per-patch levels."""
         try:
-            chosen = self.chosen()
-            pls = [(ly, r, self._patch_layer(r)) for ly, r in chosen]
+            return [(ly, r, self._patch_layer(r)) for ly, r in self.chosen()]
         except FocusQAError as exc:
             self.runner.error(str(exc))
+            return None
+
+    def level_map(self) -> Any:
+        """Patch-resolution expected level of every plane, as a layer per channel."""
+        pls = self._with_patches()
+        if pls is None:
             return None
         specs = []
         for ly, r, pl in pls:
@@ -286,11 +271,8 @@ class OutputsWidget(QWidget):
         from napari_focusqa.core.patches import make_grid
         from napari_focusqa.outputs import montage_from_arrays
 
-        try:
-            chosen = self.chosen()
-            pls = [(ly, r, self._patch_layer(r)) for ly, r in chosen]
-        except FocusQAError as exc:
-            self.runner.error(str(exc))
+        pls = self._with_patches()
+        if pls is None:
             return None
         per_level = int(self.form.per_level.value)
         specs = []
