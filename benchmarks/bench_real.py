@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
 
     dd = data_dir(args.data)
     model = resolve_model(args.model)
-    mid = model.id if model is not None else "none (SF only)"
+    mid = f"{model.id} ({model.onnx_path})" if model is not None else "none (SF only)"
     t0 = time.perf_counter()
     print(f"bench_real: model {mid}, data {dd}{', fast subset' if args.fast else ''}\n")
 
