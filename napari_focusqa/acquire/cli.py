@@ -126,7 +126,10 @@ def _print_summary(d: dict[str, Any]) -> None:
         line += f"; {100 * within:.0f} % of frames within 1 µm of the true focus"
     print(line)
     counts = {v: verdicts.count(v) for v in sorted(set(verdicts), key=str)}
-    print("  verdicts: " + ", ".join(f"{k}: {n}" for k, n in counts.items()))
+    sfrac = [f["structured_fraction"] for f in frames if f.get("structured_fraction") is not None]
+    print("  verdicts: " + ", ".join(f"{k}: {n}" for k, n in counts.items())
+          + (f"; structured fraction median {sorted(sfrac)[len(sfrac) // 2]:.2f}"
+             if sfrac else ""))
 
 
 def register(subparsers: Any) -> None:

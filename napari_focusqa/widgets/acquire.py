@@ -247,8 +247,10 @@ class AcquireWidget(Container):
         self.status.value = (
             f"frame {row['frame']}: t={row['t']} p={row['p']} z={row['z_um']} µm, "
             f"{row['verdict'] or row.get('fault') or '-'}"
-            + (f" (expected level {row['expected_level']:.2f})" if row["expected_level"]
-               is not None else "") + ("" if err is None else f", error {err:+.2f} µm"))
+            + (f" (expected level {row['expected_level']:.2f}, structured "
+               f"{row['structured_fraction']:.0%})" if row["expected_level"] is not None
+               and row["structured_fraction"] is not None else "")
+            + ("" if err is None else f", error {err:+.2f} µm"))
         if row.get("verdict") in ("out_of_focus", "no_structure") and \
                 time.monotonic() - self._last_alert > ALERT_EVERY_S:
             self._last_alert = time.monotonic()
