@@ -98,7 +98,7 @@ def test_permanent_errors_are_not_retried_by_resume(tmp_path) -> None:
 
 
 def _killed_worker_run(folder: Path, out: Path, first_kill: int, model=None,
-                       every: int = 8, max_kills: int = 4) -> tuple:
+                       every: int = 8, max_kills: int = 4, files_per_task: int = 32) -> tuple:
     """Run on a 2-process LocalCluster; SIGKILL a busy worker after ``first_kill`` files,
     and again every ``every`` files until a file was lost with it (at most ``max_kills``).
 
@@ -126,7 +126,8 @@ def _killed_worker_run(folder: Path, out: Path, first_kill: int, model=None,
                                      dashboard_address=":0", silence_logs=50) as cluster, \
             distributed.Client(cluster) as client:
         s = batch.run_batch([folder], out, model=model, client=client, progress=False,
-                            log=None, on_result=on_result, max_in_flight=8)
+                            log=None, on_result=on_result, max_in_flight=8,
+                            files_per_task=files_per_task)
     return s, killed
 
 
@@ -135,7 +136,7 @@ def test_killed_worker_rows_are_transient_and_resume_completes(tmp_path, sharpne
     folder = tmp_path / "in"
     files = write_small_images(folder, 48, size=512)
     out = tmp_path / "o.csv"
-    s, killed = _killed_worker_run(folder, out, 4, model=sharpness_model)
+    s, killed = _killed_worker_run(folder, out, 4, model=sharpness_model, files_per_task=1)
     assert killed, "no worker was busy to be killed"
     rows = batch.read_results(out)
     lost = [r for r in rows if r["error"]]

@@ -97,12 +97,13 @@ def _iter_dask(
     threads: int | None,
     zstack: bool,
     max_in_flight: int,
+    files_per_task: int = TASK_MAX_FILES,
 ) -> Iterator[dict[str, Any]]:
     from distributed import as_completed
 
     if model_ref is not None:
         client.run(preload_model, model_ref, threads)  # once per worker, fail fast
-    it = task_groups(files)
+    it = task_groups(files, max_files=files_per_task)
     pending: dict[Any, list[str]] = {}
 
     def submit(paths: list[str]) -> Any:
@@ -181,6 +182,7 @@ def run_batch(
     max_attempts: int = MAX_ATTEMPTS,
     progress: bool = True,
     max_in_flight: int | None = None,
+    files_per_task: int = TASK_MAX_FILES,
     worker_threads: int | None = None,
     on_result: Callable[[dict[str, Any], BatchSummary], None] | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -218,6 +220,8 @@ def run_batch(
         Tasks submitted at once (default 4 per worker): bounds memory. A task takes up to
         :data:`TASK_MAX_FILES` files and :data:`TASK_MAX_BYTES` of them (small images are
         grouped, big ones go one per task).
+    files_per_task : int
+        At most this many files in one dask task (1: every file its own task).
     worker_threads : int, optional
         onnxruntime threads per worker (default: CPU cores // workers for the local
         cluster; onnxruntime's own default on an external scheduler/client).
@@ -262,7 +266,7 @@ def run_batch(
                 summary, workers, scheduler, client, worker_threads)
             ref = model_ref_for_workers(fm)
             results = _iter_dask(todo, client, ref, threads, zstack,
-                                 max_in_flight or 4 * max(n, 1))
+                                 max_in_flight or 4 * max(n, 1), max(int(files_per_task), 1))
         bar = _progress_bar(len(todo)) if progress and todo else None
         for res in results:
             attempt = plan.attempts.get(os.path.abspath(res["file"]), 0) + 1
