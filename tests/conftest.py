@@ -85,6 +85,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
                         f"(FOCUSQA_REQUIRE_{comp}=1 or FOCUSQA_REQUIRE_ALL=1): install the extra")
 
 
+@pytest.fixture(autouse=True)
+def _isolated_widget_settings(tmp_path_factory: pytest.TempPathFactory,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """magicgui ``persist=True`` forms read/write a per-test folder, never the user's
+    ~/.cache/magicgui: settings a previous run left there must not steer a test."""
+    try:
+        import magicgui._util as mg_util
+    except ImportError:
+        return
+    cache = tmp_path_factory.mktemp("magicgui_cache")
+    monkeypatch.setattr(mg_util, "user_cache_dir", lambda *a, **k: cache)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     return require_shared()
