@@ -49,9 +49,6 @@ from napari_focusqa.batch.worker import (
     worker_stats,
 )
 
-#: the old private name, still used by napari_focusqa.acquire.qc (use sinks.CsvSink)
-_CsvSink = CsvSink
-
 __all__ = [
     "EXIT_SOME_FAILED",
     "IMAGE_SUFFIXES",
