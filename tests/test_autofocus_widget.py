@@ -67,6 +67,8 @@ def test_widget_calibrates_and_autofocuses_simulated_stack(make_napari_viewer, q
     assert any(np.allclose(ln.get_xdata(), run.chosen_z_um) for ln in w.ax.lines[1:])
     # the last acquired image is in the live layer
     assert live in viewer.layers and viewer.layers[live].data.shape == (201, 101)
+    viewer.layers["dapi"].visible = False
+    viewer.reset_view()
     shot(viewer, "napari_autofocus.png", tmp_path)
 
 

@@ -100,9 +100,11 @@ def test_outputs_substack_composite_level_map_montage(make_napari_viewer, qtbot,
     cells = mo.metadata["focusqa_montage"]["cells"]
     assert cells and all(core.slices[c["z"]].patch_level[c["row"], c["col"]] == c["level"]
                          for c in cells)
+    for name in (f"{hoechst.name} montage", f"{phall.name} montage"):
+        viewer.layers.remove(name)  # placed beside the image: keep the shot on the image
     for ly in list(viewer.layers):
-        ly.visible = ly.name in (hoechst.name, f"{hoechst.name} all-in-focus",
-                                 f"{hoechst.name} patches")
-    viewer.layers[hoechst.name].visible = False
+        ly.visible = ly.name in (f"{hoechst.name} all-in-focus", f"{hoechst.name} level map")
+    viewer.layers.selection.active = viewer.layers[f"{hoechst.name} level map"]
+    viewer.dims.set_current_step(0, 3)
     viewer.reset_view()
     shot(viewer, "napari_outputs.png", tmp_path)

@@ -61,6 +61,7 @@ class AutofocusWidget(FocusDock):
         self.calibration: Any = None
         self.last_run: Any = None
         self._live: list[tuple[float, float]] = []
+        self._live_scale: tuple[float, ...] = (1.0, 1.0)
         self.layer = ComboBox(label="z-stack layer", choices=self._stack_choices)
         big = {"min": -1e5, "max": 1e5, "step": 0.1}
         self.form = magicgui(_settings, persist=True, call_button=False,
@@ -175,6 +176,7 @@ class AutofocusWidget(FocusDock):
             self._error(str(exc))
             return None
         lo, hi = m.travel
+        self._live_scale = tuple(float(v) for v in layer.scale[-2:])  # same pixel size
         self._set_microscope(m, lo, hi, hi - lo)
         return m
 
@@ -231,7 +233,7 @@ class AutofocusWidget(FocusDock):
         if LIVE_LAYER in self.viewer.layers:
             self.viewer.layers[LIVE_LAYER].data = img
         else:
-            self.viewer.add_image(img, name=LIVE_LAYER, colormap="gray")
+            self.viewer.add_image(img, name=LIVE_LAYER, colormap="gray", scale=self._live_scale)
 
     # --- worker jobs ---------------------------------------------------------------------
     def _start(self, fn: Any, on_done: Any, label: str) -> Any:
