@@ -10,13 +10,6 @@ from conftest import require_shared
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture(autouse=True)
-def _magicgui_cache(tmp_path, monkeypatch):
-    import magicgui._util
-
-    monkeypatch.setattr(magicgui._util, "user_cache_dir", lambda: tmp_path / "mg_cache")
-
-
 def _widget(make_napari_viewer):
     import tifffile
 

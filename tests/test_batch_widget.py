@@ -34,13 +34,6 @@ def _folder(tmp_path: Path) -> Path:
     return d
 
 
-@pytest.fixture(autouse=True)
-def _magicgui_cache(tmp_path, monkeypatch):
-    import magicgui._util
-
-    monkeypatch.setattr(magicgui._util, "user_cache_dir", lambda: tmp_path / "mg_cache")
-
-
 def test_batch_widget_runs_folder_table_plate_and_histogram(make_napari_viewer, qtbot, tmp_path,
                                                             sharpness_model) -> None:
     from _napari_shots import shot

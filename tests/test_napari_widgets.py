@@ -28,14 +28,6 @@ CZI = "czitools_celldivision_2ch_zstack.tif"
 DAPI = "deconwolf_dapi_widefield_zstack.tif"
 
 
-@pytest.fixture(autouse=True)
-def _magicgui_cache(tmp_path, monkeypatch):
-    """Persisted widget settings go to a per-test folder, not the user's cache."""
-    import magicgui._util
-
-    monkeypatch.setattr(magicgui._util, "user_cache_dir", lambda: tmp_path / "mg_cache")
-
-
 def _widgets(viewer):
     """Open both dock widgets the way a user does (Plugins menu -> npe2 contribution)."""
     from napari_focusqa.widgets.assess import AssessWidget

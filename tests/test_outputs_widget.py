@@ -16,13 +16,6 @@ from qtpy.QtCore import Qt  # noqa: E402
 from napari_focusqa.core.zstack import assess_stack  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _magicgui_cache(tmp_path, monkeypatch):
-    import magicgui._util
-
-    monkeypatch.setattr(magicgui._util, "user_cache_dir", lambda: tmp_path / "mg_cache")
-
-
 def _click(qtbot, button):
     qtbot.mouseClick(button.native, Qt.MouseButton.LeftButton)
 
