@@ -65,9 +65,9 @@ def test_widget_stop_keeps_rows(make_napari_viewer, qtbot, tmp_path):
     viewer, w = _widget(make_napari_viewer, tmp_path, timepoints=60, interval_s=0.5,
                         positions=1, drift_um=0.0, autofocus="none")
     w.start()
-    qtbot.waitUntil(lambda: len(w.rows) >= 1, timeout=60_000)
+    qtbot.waitUntil(lambda: len(w.rows) >= 1, timeout=180_000)
     w.stop_button.changed.emit(True)
-    qtbot.waitUntil(lambda: not w.running, timeout=60_000)
+    qtbot.waitUntil(lambda: not w.running, timeout=180_000)
     assert w.result.finish == "cancelled"
     n = len(w.result.frames)
     assert 1 <= n < 60

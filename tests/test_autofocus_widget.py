@@ -37,7 +37,7 @@ def test_widget_calibrates_and_autofocuses_simulated_stack(make_napari_viewer, q
 
     qtbot.mouseClick(w.calibrate_btn.native, Qt.MouseButton.LeftButton)
     assert w.running and not w.autofocus_btn.enabled
-    qtbot.waitUntil(lambda: not w.running, timeout=60_000)
+    qtbot.waitUntil(lambda: not w.running, timeout=180_000)
     assert w.calibration is not None, w.last_error
     dof = w.calibration.dof_um
 
@@ -47,7 +47,7 @@ def test_widget_calibrates_and_autofocuses_simulated_stack(make_napari_viewer, q
     assert m.core.getPosition() == pytest.approx(start)
     w.form.method.value = "fewshot"
     qtbot.mouseClick(w.autofocus_btn.native, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not w.running, timeout=60_000)
+    qtbot.waitUntil(lambda: not w.running, timeout=180_000)
     run = w.last_run
     assert run is not None and run.ok, w.last_error
     z_end = m.core.getPosition()
@@ -90,9 +90,9 @@ def test_widget_cancel_and_refusal(make_napari_viewer, qtbot):
     w.autofocus_btn.native.click()
     assert w.cancel_btn.enabled and not w.calibrate_btn.enabled
     assert w.autofocus() is None and "Busy" in w.last_error  # no second run
-    qtbot.waitUntil(lambda: len(w._live) >= 1, timeout=30_000)
+    qtbot.waitUntil(lambda: len(w._live) >= 1, timeout=180_000)
     w.cancel_btn.native.click()
-    qtbot.waitUntil(lambda: not w.running, timeout=60_000)
+    qtbot.waitUntil(lambda: not w.running, timeout=180_000)
     assert w.last_run.status == "cancelled"
     assert 1 <= w.last_run.images_used < 9
     assert m.core.getPosition() == pytest.approx(start)

@@ -45,7 +45,7 @@ def test_outputs_substack_composite_level_map_montage(make_napari_viewer, qtbot,
     # best-focus substack, each channel's own best ± 1 plane
     ow.form.planes.value = 1
     _click(qtbot, ow.substack_btn)
-    qtbot.waitUntil(lambda: not ow.running, timeout=30_000)
+    qtbot.waitUntil(lambda: not ow.running, timeout=180_000)
     for ly, b, st in zip((hoechst, phall), best, stacks):
         sub = viewer.layers[f"{ly.name} best focus"]
         np.testing.assert_array_equal(sub.data, st[b - 1:b + 2])
@@ -55,13 +55,13 @@ def test_outputs_substack_composite_level_map_montage(make_napari_viewer, qtbot,
     ow.form.reference.value = hoechst.name
     ow.form.planes.value = 0
     _click(qtbot, ow.substack_btn)
-    qtbot.waitUntil(lambda: not ow.running, timeout=30_000)
+    qtbot.waitUntil(lambda: not ow.running, timeout=180_000)
     np.testing.assert_array_equal(viewer.layers[f"{phall.name} best focus"].data,
                                   stacks[1][best[0]])
 
     # all-in-focus composite + height map (µm)
     _click(qtbot, ow.composite_btn)
-    qtbot.waitUntil(lambda: not ow.running, timeout=60_000)
+    qtbot.waitUntil(lambda: not ow.running, timeout=180_000)
     assert ow.last_error is None, ow.last_error
     comp = viewer.layers[f"{hoechst.name} all-in-focus"].data
     height = viewer.layers[f"{hoechst.name} height map"].data
