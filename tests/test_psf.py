@@ -141,7 +141,7 @@ def test_point_scanning_detector_gives_zero_inflated_speckle() -> None:
     from napari_focusqa.training.sectioning import DetectorModel
 
     rng = np.random.default_rng(3)
-    det = DetectorModel(offset_frac=(-1.0, -0.5))
+    det = DetectorModel(offset_frac=(-1.0, -0.5), dark=(0.002, 0.3))
     empty = det.apply(np.zeros((8, 84, 84), np.float32), rng)
     zero = (empty == 0).mean(axis=(1, 2))
     assert (zero > 0.6).all()  # far planes: mostly exact zeros ...

@@ -21,9 +21,12 @@ Gaussian sheet of full width at half maximum ``sheet_fwhm_um`` centred on the de
 focal plane, so a layer at defocus ``z`` is blurred *and* attenuated by
 ``exp(-4 ln2 z^2 / FWHM^2)``.
 
-Point-scanning detector (PMT/HyD): ``raw = clip(gain * Poisson(photons * clean + dark) +
-offset + N(0, read), 0)``, with an offset that is often negative, so that pixels without
-photons are exactly 0 and single photons appear as isolated bright speckles.
+Point-scanning detector (PMT/HyD): ``raw = clip(gain * A + offset + N(0, read), 0)`` where
+``A`` is the summed pulse height of ``k ~ Poisson(photons * clean + dark)`` photons; each
+pulse has a Gamma(``kappa``, 1/``kappa``) height (PMT excess noise; ``kappa`` 1 =
+exponential pulse heights, large = fixed gain), so ``A ~ Gamma(k kappa, 1/kappa)``. The
+offset is often negative, so that pixels without photons are exactly 0 and photons appear as
+bright speckles of varying height.
 """
 
 from __future__ import annotations
@@ -102,16 +105,18 @@ def lightsheet_kernel(z_um: float, optics: Optics, fwhm_um: float) -> np.ndarray
 class DetectorModel:
     """Point-scanning detector (PMT / HyD): gain, signed offset, dark counts, clipped at 0.
 
-    ``raw = clip(gain * Poisson(photons * clean + dark) + offset + N(0, read * gain), 0)``
-    with ``photons``, ``gain`` and ``dark`` log-uniform and ``offset`` uniform in
-    ``offset_frac * gain`` per patch. A negative offset makes photon-free pixels exactly 0.
+    ``raw = clip(gain * Gamma(k kappa, 1/kappa) + offset + N(0, read * gain), 0)`` with
+    ``k ~ Poisson(photons * clean + dark)``; ``photons``, ``gain``, ``dark`` and ``kappa``
+    log-uniform and ``offset`` uniform in ``offset_frac * gain`` per patch. A negative
+    offset makes photon-free pixels exactly 0.
     """
 
     photons: tuple[float, float] = (3.0, 300.0)
     gain: tuple[float, float] = (2.0, 200.0)
     offset_frac: tuple[float, float] = (-1.0, 0.3)
-    dark: tuple[float, float] = (0.002, 0.3)
+    dark: tuple[float, float] = (0.002, 1.0)
     read: tuple[float, float] = (0.02, 0.4)
+    kappa: tuple[float, float] = (1.0, 20.0)
 
     def apply(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Raw detector values for ``(N, H, W)`` clean patches (float32, >= 0)."""
@@ -122,8 +127,11 @@ class DetectorModel:
         dark = np.reshape(sample_log_uniform(rng, *self.dark, size=n), shape)
         read = np.reshape(sample_log_uniform(rng, *self.read, size=n), shape)
         off = np.reshape(rng.uniform(*self.offset_frac, size=n), shape) * gain
-        counts = rng.poisson(np.clip(clean, 0.0, None) * ph + dark).astype(np.float32)
-        raw = gain * counts + off + rng.standard_normal(clean.shape) * read * gain
+        kappa = np.reshape(sample_log_uniform(rng, *self.kappa, size=n), shape)
+        counts = rng.poisson(np.clip(clean, 0.0, None) * ph + dark)
+        shape_k = counts * kappa
+        pulses = np.where(counts > 0, rng.gamma(np.maximum(shape_k, 1e-9), 1.0 / kappa), 0.0)
+        raw = gain * pulses + off + rng.standard_normal(clean.shape) * read * gain
         return np.clip(raw, 0.0, 65535.0).astype(np.float32)
 
 

@@ -110,20 +110,28 @@ def z_grid(cfg: dict[str, Any], split: str) -> list[float]:
     return [float(v * o.dof_um) for v in g]
 
 
-def build_set(cfg: dict[str, Any], split: str, mix: bool = True) -> D.PatchSet:
+def build_set(cfg: dict[str, Any], split: str, mix: bool = True,
+              cache: Any = None) -> D.PatchSet:
     """Deterministic defocused patch set of ``split`` ("train" / "val" / "test").
 
     The widefield part comes first and is the same with or without ``cfg["mix"]``; with a
     ``mix`` section (and ``mix=True``) the sectioned / sparse / noise patches of
     :func:`napari_focusqa.training.mixdata.make_mixed_set` follow, marked by ``kind``.
+    ``cache(name, key_cfg, builder)`` may store the two parts (see :func:`cached_set`).
     """
     sources = D.collect_sources(cfg, split)
     noise = NoiseModel(tuple(cfg["noise"]["photons"]), tuple(cfg["noise"]["gain"]),
                        tuple(cfg["noise"]["offset"]), float(cfg["noise"]["read_noise"]))
     per = int(cfg["per_level"] if split == "train" else cfg["per_level_test"])
     seed = int(cfg["seed"]) * 7919 + {"train": 1, "test": 2, "val": 3}[split]
-    base = D.make_patch_set(sources, z_grid(cfg, split), optics_of(cfg), per, seed,
-                            cfg["normalisation"], noise, random_sign=False)
+
+    def base_fn() -> D.PatchSet:
+        return D.make_patch_set(sources, z_grid(cfg, split), optics_of(cfg), per, seed,
+                                cfg["normalisation"], noise, random_sign=False)
+
+    keys = {k: cfg.get(k) for k in DATA_KEYS if k not in ("mix", "task")}
+    keys["distance_task"] = cfg["task"] == "distance"  # the data do not depend on the head
+    base = cache(f"{split}-base", keys, base_fn) if cache else base_fn()
     mc = cfg.get("mix")
     if not (mix and mc) or cfg["task"] == "distance":
         return base
@@ -131,12 +139,16 @@ def build_set(cfg: dict[str, Any], split: str, mix: bool = True) -> D.PatchSet:
 
     train = split == "train"
     size = int(cfg.get("procedural_size", 384))
-    sparse = mixdata.sparse_sources(int(mc["sparse_images"] if train else mc["sparse_images_test"]),
-                                    seed, (size, size))
-    extra = mixdata.make_mixed_set(
-        sources, sparse, z_grid(cfg, split), optics_of(cfg),
-        int(mc["per_level"] if train else mc["per_level_test"]), seed, cfg["normalisation"], noise,
-        int(mc["noise_patches"] if train else mc["noise_patches_test"]))
+
+    def mix_fn() -> D.PatchSet:
+        sparse = mixdata.sparse_sources(
+            int(mc["sparse_images"] if train else mc["sparse_images_test"]), seed, (size, size))
+        return mixdata.make_mixed_set(
+            sources, sparse, z_grid(cfg, split), optics_of(cfg),
+            int(mc["per_level"] if train else mc["per_level_test"]), seed, cfg["normalisation"],
+            noise, int(mc["noise_patches"] if train else mc["noise_patches_test"]))
+
+    extra = cache(f"{split}-mix", {**keys, "mix": mc}, mix_fn) if cache else mix_fn()
     return mixdata.concat(base, extra)
 
 
@@ -145,28 +157,34 @@ DATA_KEYS = ("task", "sources", "seed", "procedural_per_stain", "procedural_per_
              "optics", "levels", "distance", "normalisation", "noise", "mix", "validation_split")
 
 
-def cached_set(cfg: dict[str, Any], split: str, log: Any = print) -> D.PatchSet:
-    """:func:`build_set`, stored in ``$FOCUSQA_TRAIN_CACHE`` (if set) under a hash of the
-    data-defining config keys, so that runs on the same data (fqa-levels and fqa-stain)
-    generate it once."""
-    cache = os.environ.get("FOCUSQA_TRAIN_CACHE")
-    if not cache:
-        return build_set(cfg, split)
+def _npz_cache(folder: str, log: Any) -> Any:
     import hashlib
 
-    key = json.dumps({k: cfg.get(k) for k in DATA_KEYS}, sort_keys=True)
-    path = Path(cache) / f"{split}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
-    if path.is_file():
-        z = np.load(path)
-        log(f"[data] {split} set from cache {path}")
-        return D.PatchSet(z["x"], z["level"], z["z"], z["stain"], z["fg"], z["source"], z["kind"])
-    ps = build_set(cfg, split)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, x=ps.x, level=ps.level, z=ps.z, stain=ps.stain, fg=ps.fg, source=ps.source,
-             kind=ps.kinds())
-    tmp.replace(path)
-    return ps
+    def cache(name: str, key_cfg: dict[str, Any], fn: Any) -> D.PatchSet:
+        key = json.dumps(key_cfg, sort_keys=True)
+        path = Path(folder) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+        if path.is_file():
+            z = np.load(path)
+            log(f"[data] {name} from cache {path}")
+            return D.PatchSet(z["x"], z["level"], z["z"], z["stain"], z["fg"], z["source"],
+                              z["kind"])
+        ps = fn()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, x=ps.x, level=ps.level, z=ps.z, stain=ps.stain, fg=ps.fg,
+                 source=ps.source, kind=ps.kinds())
+        tmp.replace(path)
+        return ps
+
+    return cache
+
+
+def cached_set(cfg: dict[str, Any], split: str, log: Any = print) -> D.PatchSet:
+    """:func:`build_set` with its widefield and mixed parts stored in
+    ``$FOCUSQA_TRAIN_CACHE`` (if set) under hashes of the config keys that define them, so
+    that runs on the same data (fqa-levels and fqa-stain) generate each part once."""
+    folder = os.environ.get("FOCUSQA_TRAIN_CACHE")
+    return build_set(cfg, split, cache=_npz_cache(folder, log) if folder else None)
 
 
 def make_net(cfg: dict[str, Any]) -> torch.nn.Module:
