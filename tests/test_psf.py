@@ -158,4 +158,4 @@ def test_noise_patches_cover_every_type_without_structure() -> None:
     assert set(np.unique(types)) == set(range(len(NOISE_TYPES)))
     assert raw.shape == (80, 84, 84) and raw.min() >= 0.0
     speckle = raw[types == NOISE_TYPES.index("speckle")]
-    assert np.median((speckle == 0).mean(axis=(1, 2))) > 0.5
+    assert np.median((speckle == 0).mean(axis=(1, 2))) > 0.25  # zero-inflated (clipped)
