@@ -31,6 +31,15 @@ PLUGIN_MODULES = (
     "fiji_bridge.cli",
 )
 
+#: the pip extra that brings what each feature module needs
+PLUGIN_EXTRAS = {
+    "napari_focusqa.autofocus.cli": ("microscope", ("autofocus", "calibrate")),
+    "napari_focusqa.batch.cli": ("dask", ("batch",)),
+    "napari_focusqa.acquire.cli": ("microscope", ("acquire",)),
+    "napari_focusqa.bioimageio.cli": ("bioimageio", ("export",)),
+    "fiji_bridge.cli": ("fiji", ("fiji",)),
+}
+
 
 class CLIError(FocusQAError):
     """Bad command-line input."""
@@ -270,12 +279,35 @@ def build_parser() -> argparse.ArgumentParser:
     for modname in PLUGIN_MODULES:
         try:
             mod = importlib.import_module(modname)
+            mod.register(sub)
         except ModuleNotFoundError as exc:
-            if exc.name and modname.startswith(exc.name):
-                continue  # feature not present in this build
-            raise
-        mod.register(sub)
+            missing = exc.name or "?"
+            if missing.split(".")[0] in ("napari_focusqa", "fiji_bridge") and not \
+                    modname.startswith(missing):
+                raise  # our own code is broken: never hide that
+            _register_unavailable(sub, modname, missing)
     return p
+
+
+def _register_unavailable(sub: Any, modname: str, missing: str) -> None:
+    """A feature whose optional dependencies are not installed: its sub-commands still
+    exist and say exactly what to install (exit 2), instead of vanishing."""
+    extra, commands = PLUGIN_EXTRAS.get(modname, ("all", ()))
+    hint = (f"needs the Python module {missing!r}, which is not installed: "
+            f"pip install 'napari-focusqa[{extra}]'")
+
+    def unavailable(args: argparse.Namespace) -> int:
+        raise CLIError(hint)
+
+    for name in commands:
+        if name in sub.choices:
+            continue
+        # every word after the command is swallowed (no option parsing) so the user
+        # sees the install hint, not an "unrecognized arguments" error
+        q = sub.add_parser(name, help=f"(not installed: {hint})", add_help=False,
+                           prefix_chars="\x00")
+        q.add_argument("rest", nargs=argparse.REMAINDER)
+        q.set_defaults(func=unavailable)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,6 +50,10 @@ def test_wheel_install_in_fresh_venv(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert demo.returncode == 0, demo.stderr
     assert (tmp_path / "d" / "sf_vs_z.png").exists()
+    # features whose extras are not installed say what to install (exit 2), no traceback
+    acq = subprocess.run([str(env_dir / "bin" / "focusqa"), "acquire", "--stack", "s.tif"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert acq.returncode == 2 and "napari-focusqa[microscope]" in acq.stderr, acq.stderr
     models = subprocess.run([str(env_dir / "bin" / "focusqa"), "models"], capture_output=True,
                             text=True, env=env, cwd=tmp_path, timeout=300)
     assert models.returncode == 0
