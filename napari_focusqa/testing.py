@@ -150,7 +150,14 @@ def kill_busy_worker(client: object) -> int:
     busy = [addr for addr, keys in processing.items() if keys]
     if not busy:
         return 0
-    pids = client.run(os.getpid, workers=[busy[0]])  # type: ignore[attr-defined]
-    pid = int(pids[busy[0]])
-    os.kill(pid, signal.SIGKILL)
-    return pid
+    for addr in busy:
+        try:
+            pids = client.run(os.getpid, workers=[addr])  # type: ignore[attr-defined]
+            pid = int(pids[addr])
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, KeyError, ValueError):
+            # that worker is already going away (e.g. the last kill's nanny restart):
+            # distributed's CommClosedError is an OSError; try the next one, or later
+            continue
+        return pid
+    return 0
