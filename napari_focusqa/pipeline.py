@@ -28,7 +28,7 @@ import numpy as np
 from napari_focusqa.core.assess import FocusResult, assess_image
 from napari_focusqa.core.errors import FocusQAError, ImageError
 from napari_focusqa.core.model import FocusModel, default_model_id, load_model
-from napari_focusqa.core.zstack import StackResult, assess_stack
+from napari_focusqa.core.zstack import StackResult, assess_stack, plane_source
 
 __all__ = [
     "LayerStack",
@@ -125,6 +125,18 @@ def _t_indices(path: str | os.PathLike[str], n_t: int, t: int | None) -> list[in
     return [int(t)]
 
 
+def _file_source(path: str | os.PathLike[str], series: int | None, t_index: int,
+                 tag_t: bool) -> dict[str, Any]:
+    """``source`` of one (series, t) of a file: ``t_index`` when the file is a time-lapse
+    or a t was asked for, ``series`` when the file holds several."""
+    src: dict[str, Any] = {"file": str(path)}
+    if tag_t:
+        src["t_index"] = t_index
+    if series is not None:
+        src["series"] = series
+    return src
+
+
 def _stains_of(path: str | os.PathLike[str], img: Any,
                stains: Sequence[str | None] | None) -> list[str]:
     """Stain per channel: from the channel names, unless ``stains`` names one
@@ -174,18 +186,8 @@ def iter_planes(
         for ti in _t_indices(path, t_n, t):
             for z in range(z_n):
                 for c in range(c_n):
-                    src: dict[str, Any] = {
-                        "file": str(path),
-                        "channel": img.channel_names[c] if img.channel_names[c] is not None else c,
-                        "channel_index": c,
-                        "stain": stains[c],
-                        "z_index": z,
-                        "z_um": None if img.z_step_um is None else round(z * img.z_step_um, 6),
-                    }
-                    if t_n > 1 or t is not None:
-                        src["t_index"] = ti
-                    if s is not None:
-                        src["series"] = s
+                    src = plane_source(_file_source(path, s, ti, t_n > 1 or t is not None),
+                                       c, img.channel_names[c], stains[c], z, img.z_step_um)
                     plane = np.asarray(img.data[ti, z, c])
                     try:
                         res = assess_image(plane, fm, stain=stains[c], metrics=metrics, source=src)
@@ -211,11 +213,7 @@ def _stack_results(
             raise ImageError(f"{path}: not a z-stack (1 slice); use `focusqa assess`")
         t_n = int(img.data.shape[0])
         for ti in _t_indices(path, t_n, t):
-            src: dict[str, Any] = {"file": str(path)}
-            if t_n > 1 or t is not None:
-                src["t_index"] = ti
-            if s is not None:
-                src["series"] = s
+            src = _file_source(path, s, ti, t_n > 1 or t is not None)
             try:
                 out.append(
                     assess_stack(

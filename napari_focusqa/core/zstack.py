@@ -236,6 +236,20 @@ def as_zcyx(stack: Any, channel_axis: int | None = None) -> np.ndarray:
     raise ImageError(f"stack: expected (Z, [C,] Y, X), got shape {arr.shape}")
 
 
+def plane_source(base: dict[str, Any], c: int, name: str | None, stain: str, z: int,
+                 z_step_um: float | None) -> dict[str, Any]:
+    """The ``source`` of one plane of a stack: ``base`` plus channel (its name, else its
+    index), channel_index, stain, z_index and z_um (None when the z-step is unknown)."""
+    return dict(
+        base,
+        channel=name if name is not None else c,
+        channel_index=c,
+        stain=stain,
+        z_index=z,
+        z_um=None if z_step_um is None else round(z * z_step_um, 6),
+    )
+
+
 def assess_stack(
     stack: Any,
     model: Any = None,
@@ -292,14 +306,7 @@ def assess_stack(
         for z in range(nz):
             if cancel is not None and cancel():
                 raise Cancelled("stack assessment cancelled")
-            rec_src = dict(
-                src,
-                channel=names[c] if names[c] is not None else c,
-                channel_index=c,
-                stain=st[c],
-                z_index=z,
-                z_um=None if z_step_um is None else round(z * z_step_um, 6),
-            )
+            rec_src = plane_source(src, c, names[c], st[c], z, z_step_um)
             results.append(
                 assess_image(
                     zcyx[z, c], fm, stain=st[c], metrics=metrics, source=rec_src, cancel=cancel
