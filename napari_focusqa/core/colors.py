@@ -45,7 +45,7 @@ def level_colors_uint8(
     level: np.ndarray | float, certainty: np.ndarray | float, num_classes: int = 11
 ) -> np.ndarray:
     """Like :func:`level_colors` but uint8 RGB ``(..., 3)`` (for PNG and ImageJ)."""
-    return np.round(level_colors(level, certainty, num_classes)[..., :3] * 255).astype(np.uint8)
+    return patch_colors_uint8(level, certainty, None, num_classes)
 
 
 def patch_colors(
