@@ -86,35 +86,26 @@ def _model_for(model: ModelRef | Literal["default"]) -> FocusModel | None:
 # --------------------------------------------------------------------------------------
 # files
 # --------------------------------------------------------------------------------------
-def _read(path: str | os.PathLike[str], series: int) -> Any:
-    from napari_focusqa.io import read_image
-
-    return read_image(path, series=series)
-
-
-def _n_series(img: Any) -> int:
-    return int(getattr(img, "n_series", 1) or 1)
-
-
 def iter_images(
     path: str | os.PathLike[str], *, series: int | None = None
 ) -> Iterator[tuple[int | None, Any]]:
-    """Yield ``(series_index, ImageData)`` for every series of a file (or the one asked).
+    """Yield ``(series_index, ImageData)`` for every series of a file (or the one asked;
+    :func:`~napari_focusqa.io.read_image` refuses an index out of range).
 
     ``series_index`` is None for files with a single series, so single-series results
     carry no ``series`` field.
     """
+    from napari_focusqa.io import read_image
+
     # one series in memory at a time; series 0 tells how many the file holds
-    img = _read(path, 0 if series is None else series)
-    n = _n_series(img)
+    img = read_image(path, series=0 if series is None else series)
+    n = int(img.n_series)
     if series is not None:
-        if not 0 <= series < n:
-            raise ImageError(f"{path}: series: index {series} out of range (0..{n - 1})")
         yield (series if n > 1 else None), img
         return
     yield (0 if n > 1 else None), img
     for s in range(1, n):
-        yield s, _read(path, s)
+        yield s, read_image(path, series=s)
 
 
 def _t_indices(path: str | os.PathLike[str], n_t: int, t: int | None) -> list[int]:
