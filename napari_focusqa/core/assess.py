@@ -11,7 +11,9 @@ verdict = "no_structure" when fewer than MIN_STRUCTURED_FRACTION of the patches 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -294,6 +296,7 @@ def assess_image(
     patch_size: int | None = None,
     source: dict[str, Any] | None = None,
     cancel: Callable[[], bool] | None = None,
+    structure_test: bool = True,
 ) -> FocusResult:
     """Assess one 2D image.
 
@@ -309,19 +312,22 @@ def assess_image(
         Names from :data:`napari_focusqa.core.metrics.METRICS`, computed on the whole image.
     patch_size : int, optional
         Defaults to the model's patch size (84 without a model).
+    structure_test : bool
+        False skips the per-patch structure test (``empty`` is None: every patch counts
+        and the verdict is never ``no_structure``); for speed comparisons.
     """
     from napari_focusqa.core.model import load_model
 
     img = as_image2d(image)
-    vals = {name: float(_metrics.compute(name, img)) for name in metrics}
     src = dict(source or {})
     if stain is not None:
         src.setdefault("stain", stain)
     if model is None:
+        vals = {name: float(_metrics.compute(name, img)) for name in metrics}
         grid = make_grid(img.shape, patch_size) if patch_size else None
         return FocusResult(
             grid=grid, probabilities=None, metrics=vals, source=src,
-            empty=_metrics_only_empty(img, grid),
+            empty=_metrics_only_empty(img, grid) if structure_test else None,
         )
     fm = load_model(model)
     grid = make_grid(img.shape, patch_size or fm.patch_size)
@@ -330,7 +336,17 @@ def assess_image(
             f"patch_size: model {fm.id} was trained on {fm.patch_size}px patches, got {grid.patch_size}"
         )
     patches = grid.extract(img).reshape(-1, grid.patch_size, grid.patch_size)
-    probs = fm.predict_proba(patches, stain=stain, cancel=cancel)
+    if _threads(fm.threads) >= 2:
+        # the classic metrics and the structure test run on a second thread while this
+        # one normalises the patches (numpy releases the GIL): both cores are busy
+        # before onnxruntime takes them for the model
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            side = pool.submit(_metrics_and_structure, img, grid, metrics, structure_test)
+            probs = fm.predict_proba(patches, stain=stain, cancel=cancel)
+            vals, empty = side.result()
+    else:
+        vals, empty = _metrics_and_structure(img, grid, metrics, structure_test)
+        probs = fm.predict_proba(patches, stain=stain, cancel=cancel)
     return FocusResult(
         grid=grid,
         probabilities=probs.reshape(grid.rows, grid.cols, -1),
@@ -338,8 +354,23 @@ def assess_image(
         in_focus_max_level=fm.in_focus_max_level,
         metrics=vals,
         source=src,
-        empty=patch_structure(img, grid).empty,
+        empty=empty,
     )
+
+
+def _threads(requested: int | None) -> int:
+    """Threads the assessment may use: the model's, else ``FOCUSQA_THREADS``, else every
+    CPU (onnxruntime's own default)."""
+    n = requested or int(os.environ.get("FOCUSQA_THREADS", "0") or 0)
+    return n or os.cpu_count() or 1
+
+
+def _metrics_and_structure(
+    img: np.ndarray, grid: PatchGrid, metrics: Sequence[str], structure_test: bool = True
+) -> tuple[dict[str, float], np.ndarray | None]:
+    """The whole-image metrics and the per-patch ``empty`` mask of ``img`` on ``grid``."""
+    vals = {name: float(_metrics.compute(name, img)) for name in metrics}
+    return vals, patch_structure(img, grid).empty if structure_test else None
 
 
 #: images smaller than this (either side) get no structure test

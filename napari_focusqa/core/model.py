@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from napari_focusqa.core.errors import Cancelled, ModelCardError
+from napari_focusqa.core.normalise import NORMALISATIONS, normalise_patches
 
 TASKS = ("levels", "levels-stain", "distance")
-NORMALISATIONS = ("none", "scale", "zscore", "log-zscore")
 REQUIRED_FIELDS = ("id", "task", "onnx", "sha256", "patch_size", "input_normalisation")
 DEFAULT_BATCH = 256
 
@@ -80,36 +80,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def normalise_patches(patches: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
-    """Apply a card's ``input_normalisation`` to ``(..., P, P)`` patches; returns float32."""
-    method = spec.get("method", "none")
-    x = np.asarray(patches, dtype=np.float32)
-    if method == "none":
-        return x
-    if method == "scale":
-        return (x * np.float32(spec.get("scale", 1.0)) + np.float32(spec.get("offset", 0.0))).astype(
-            np.float32
-        )
-    if method in ("zscore", "log-zscore"):
-        x = np.array(x, dtype=np.float32)  # own copy, then in place (float32 throughout)
-        if method == "log-zscore":
-            np.maximum(x, 0.0, out=x)
-            np.log1p(x, out=x)
-        eps = np.float32(spec.get("eps", 1e-6))
-        mean = x.mean(axis=(-2, -1), keepdims=True)
-        x -= mean
-        std = np.sqrt(np.einsum("...ij,...ij->...", x, x) / np.float32(x.shape[-1] * x.shape[-2]))
-        std = std[..., None, None]
-        # (numerically) constant patches carry no structure: exactly zero, never noise
-        flat = std <= 1e-6 * np.maximum(1.0, np.abs(mean))
-        x /= std + eps
-        x[np.broadcast_to(flat, x.shape)] = 0.0
-        return x
-    raise ModelCardError(
-        f"input_normalisation.method: expected one of {NORMALISATIONS}, got {method!r}"
-    )
-
-
 @dataclass
 class FocusModel:
     """An ONNX model plus its card, with one reusable onnxruntime session."""
@@ -171,15 +141,19 @@ class FocusModel:
             raise ModelCardError(
                 f"patches: model {self.id} expects (N, {p}, {p}) patches, got {arr.shape}"
             )
-        x = normalise_patches(arr, self.card["input_normalisation"])[:, None]
+        spec = self.card["input_normalisation"]
         patch_name, stain_name = self._input_names()
         stain_idx = self.stain_index(stain)
         outs: dict[str, list[np.ndarray]] = {}
         names = [o.name for o in self.session.get_outputs()]
-        for start in range(0, x.shape[0], batch_size):
+        # one batch buffer, reused: normalised just before each run (no whole-image copy)
+        buf = np.empty((min(batch_size, arr.shape[0]), 1, p, p), dtype=np.float32)
+        for start in range(0, arr.shape[0], batch_size):
             if cancel is not None and cancel():
                 raise Cancelled("model inference cancelled")
-            feed: dict[str, np.ndarray] = {patch_name: x[start : start + batch_size]}
+            raw = arr[start : start + batch_size]
+            x = normalise_patches(raw, spec, out=buf[: raw.shape[0], 0])
+            feed: dict[str, np.ndarray] = {patch_name: x[:, None]}
             if stain_name:
                 feed[str(stain_name)] = np.full(
                     feed[patch_name].shape[0], stain_idx, dtype=np.int64
