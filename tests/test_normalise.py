@@ -11,6 +11,7 @@ verdicts with ``assess_image``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,7 @@ def _reference(patches: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     return x
 
 
+@functools.cache
 def _real_planes() -> list[tuple[str, np.ndarray]]:
     """One embedded and several real planes of different dtypes and contents."""
     from napari_focusqa.io.reader import read_image
@@ -156,3 +158,14 @@ def test_skipping_the_structure_test_changes_only_the_empty_mask() -> None:
     assert without.empty is None and with_test.empty is not None
     np.testing.assert_allclose(without.probabilities, with_test.probabilities, atol=1e-6)
     assert without.sf == with_test.sf
+
+
+def test_prepared_input_gives_the_same_probabilities(sharpness_model: Any) -> None:
+    m = load_model(sharpness_model)
+    p = np.random.default_rng(3).poisson(100, (300, 84, 84)).astype(np.uint16)
+    x = m.prepare(p)
+    assert x.shape == (300, 1, 84, 84) and x.dtype == np.float32
+    assert np.array_equal(m.predict_proba(x, prepared=True, batch_size=128),
+                          m.predict_proba(p, batch_size=128))
+    with pytest.raises(Exception, match="prepared"):
+        m.run(p, prepared=True)

@@ -338,12 +338,13 @@ def assess_image(
     patches = grid.extract(img).reshape(-1, grid.patch_size, grid.patch_size)
     if _threads(fm.threads) >= 2:
         # the classic metrics and the structure test run on a second thread while this
-        # one normalises the patches (numpy releases the GIL): both cores are busy
-        # before onnxruntime takes them for the model
+        # one normalises the patches (numpy releases the GIL); onnxruntime then gets
+        # every thread to itself
         with ThreadPoolExecutor(max_workers=1) as pool:
             side = pool.submit(_metrics_and_structure, img, grid, metrics, structure_test)
-            probs = fm.predict_proba(patches, stain=stain, cancel=cancel)
+            x = fm.prepare(patches)
             vals, empty = side.result()
+        probs = fm.predict_proba(x, stain=stain, cancel=cancel, prepared=True)
     else:
         vals, empty = _metrics_and_structure(img, grid, metrics, structure_test)
         probs = fm.predict_proba(patches, stain=stain, cancel=cancel)

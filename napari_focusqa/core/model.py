@@ -126,6 +126,23 @@ class FocusModel:
         inputs = self.card.get("inputs") or {}
         return str(inputs.get("patches", "patches")), inputs.get("stain")
 
+    def _check_patches(self, patches: np.ndarray) -> np.ndarray:
+        arr = np.asarray(patches)
+        p = self.patch_size
+        if arr.ndim != 3 or arr.shape[1:] != (p, p):
+            raise ModelCardError(
+                f"patches: model {self.id} expects (N, {p}, {p}) patches, got {arr.shape}"
+            )
+        return arr
+
+    def prepare(self, patches: np.ndarray) -> np.ndarray:
+        """The card's input normalisation of raw ``(N, P, P)`` patches: the model's
+        ``(N, 1, P, P)`` float32 input, for ``run(..., prepared=True)``."""
+        arr = self._check_patches(patches)
+        out = np.empty((arr.shape[0], 1) + arr.shape[1:], dtype=np.float32)
+        normalise_patches(arr, self.card["input_normalisation"], out=out[:, 0])
+        return out
+
     def run(
         self,
         patches: np.ndarray,
@@ -133,31 +150,36 @@ class FocusModel:
         stain: str | int | None = None,
         batch_size: int = DEFAULT_BATCH,
         cancel: Callable[[], bool] | None = None,
+        prepared: bool = False,
     ) -> dict[str, np.ndarray]:
-        """Run the model on raw ``(N, P, P)`` patches; returns output name -> array."""
-        arr = np.asarray(patches)
-        p = self.patch_size
-        if arr.ndim != 3 or arr.shape[1:] != (p, p):
-            raise ModelCardError(
-                f"patches: model {self.id} expects (N, {p}, {p}) patches, got {arr.shape}"
-            )
+        """Run the model on raw ``(N, P, P)`` patches (or, with ``prepared``, on the output
+        of :meth:`prepare`); returns output name -> array."""
+        if prepared:
+            arr = np.asarray(patches, dtype=np.float32)
+            if arr.ndim != 4 or arr.shape[1] != 1:
+                raise ModelCardError(f"patches: expected prepared (N, 1, P, P) input, got {arr.shape}")
+            self._check_patches(arr[:, 0])
+        else:
+            arr = self._check_patches(patches)
         spec = self.card["input_normalisation"]
         patch_name, stain_name = self._input_names()
         stain_idx = self.stain_index(stain)
         outs: dict[str, list[np.ndarray]] = {}
         names = [o.name for o in self.session.get_outputs()]
-        # one batch buffer, reused: normalised just before each run (no whole-image copy)
-        buf = np.empty((min(batch_size, arr.shape[0]), 1, p, p), dtype=np.float32)
+        # raw patches: one batch buffer, reused, normalised just before each run
+        buf = None if prepared else np.empty(
+            (min(batch_size, arr.shape[0]), 1) + arr.shape[1:], dtype=np.float32
+        )
         for start in range(0, arr.shape[0], batch_size):
             if cancel is not None and cancel():
                 raise Cancelled("model inference cancelled")
-            raw = arr[start : start + batch_size]
-            x = normalise_patches(raw, spec, out=buf[: raw.shape[0], 0])
-            feed: dict[str, np.ndarray] = {patch_name: x[:, None]}
+            x = arr[start : start + batch_size]
+            if buf is not None:
+                x = buf[: x.shape[0]]
+                normalise_patches(arr[start : start + batch_size], spec, out=x[:, 0])
+            feed: dict[str, np.ndarray] = {patch_name: x}
             if stain_name:
-                feed[str(stain_name)] = np.full(
-                    feed[patch_name].shape[0], stain_idx, dtype=np.int64
-                )
+                feed[str(stain_name)] = np.full(x.shape[0], stain_idx, dtype=np.int64)
             for name, val in zip(names, self.session.run(names, feed)):
                 outs.setdefault(name, []).append(np.asarray(val))
         if not outs:
@@ -179,14 +201,17 @@ class FocusModel:
         stain: str | int | None = None,
         batch_size: int = DEFAULT_BATCH,
         cancel: Callable[[], bool] | None = None,
+        prepared: bool = False,
     ) -> np.ndarray:
-        """``(N, K)`` float64 probabilities for raw ``(N, P, P)`` patches."""
+        """``(N, K)`` float64 probabilities for raw ``(N, P, P)`` patches (or the output
+        of :meth:`prepare`, with ``prepared``)."""
         if self.task not in ("levels", "levels-stain"):
             raise ModelCardError(
                 f"model: {self.id} is a {self.task!r} model; choose a levels model here"
             )
         out_name = (self.card.get("outputs") or {}).get("probabilities", "probabilities")
-        outs = self.run(patches, stain=stain, batch_size=batch_size, cancel=cancel)
+        outs = self.run(patches, stain=stain, batch_size=batch_size, cancel=cancel,
+                        prepared=prepared)
         probs = outs.get(out_name, next(iter(outs.values()))).astype(np.float64)
         probs = np.clip(probs, 0.0, None)
         s = probs.sum(axis=-1, keepdims=True)
