@@ -344,10 +344,10 @@ def assess_image(
             side = pool.submit(_metrics_and_structure, img, grid, metrics, structure_test)
             x = fm.prepare(patches)
             vals, empty = side.result()
-        probs = fm.predict_proba(x, stain=stain, cancel=cancel, prepared=True)
     else:
         vals, empty = _metrics_and_structure(img, grid, metrics, structure_test)
-        probs = fm.predict_proba(patches, stain=stain, cancel=cancel)
+        x = fm.prepare(patches)
+    probs = fm.predict_proba(x, stain=stain, cancel=cancel, prepared=True)
     return FocusResult(
         grid=grid,
         probabilities=probs.reshape(grid.rows, grid.cols, -1),
