@@ -27,7 +27,9 @@ import numpy as np
 
 from napari_focusqa.core.assess import FocusResult, assess_image
 from napari_focusqa.core.errors import FocusQAError, ImageError
+from napari_focusqa.core.metrics import spatial_frequency
 from napari_focusqa.core.model import FocusModel, default_model_id, load_model
+from napari_focusqa.core.validate import as_image2d
 from napari_focusqa.core.zstack import StackResult, assess_stack, plane_source
 
 __all__ = [
@@ -164,6 +166,11 @@ def iter_planes(
 
     Yields ``(plane, FocusResult)``; the result's ``source`` names the file, channel,
     stain, ``z_index``/``z_um`` and, when the file has them, ``t_index`` and ``series``.
+    Planes of a z-stack (more than one z) keep their stack context, as in
+    :func:`assess_file` ``mode="stack"``: ``stack_sf_ratio`` is the plane's SF over the best
+    SF of its channel at that series and t, so a plane far less sharp than the best one of
+    its own stack is never ``in_focus`` (:data:`~napari_focusqa.core.assess.MIN_STACK_SF_RATIO`).
+    This costs one SF pass over the stack before the planes are assessed.
     ``model``: ``"default"`` (the default installed model), None (no model: classic
     metrics only, as in the core), or anything else :func:`resolve_model` takes.
     ``stains``: per-channel stain classes overriding the channel-name rule (see
@@ -175,6 +182,7 @@ def iter_planes(
         t_n, z_n, c_n = img.data.shape[:3]
         stains = _stains_of(path, img, wanted)
         for ti in _t_indices(path, t_n, t):
+            ratio = _stack_sf_ratios(path, img.data, ti) if z_n > 1 else None
             for z in range(z_n):
                 for c in range(c_n):
                     src = plane_source(_file_source(path, s, ti, t_n > 1 or t is not None),
@@ -184,7 +192,25 @@ def iter_planes(
                         res = assess_image(plane, fm, stain=stains[c], metrics=metrics, source=src)
                     except ImageError as exc:
                         raise ImageError(f"{path}: {exc}") from exc
+                    if ratio is not None and np.isfinite(ratio[z, c]):
+                        res.stack_sf_ratio = float(ratio[z, c])
                     yield plane, res
+
+
+def _stack_sf_ratios(path: str | os.PathLike[str], data: Any, ti: int) -> np.ndarray | None:
+    """``(Z, C)`` SF of each plane at ``t = ti`` over its channel's best (NaN where a channel
+    has no SF > 0); the same SF as :func:`assess_image` computes."""
+    z_n, c_n = int(data.shape[1]), int(data.shape[2])
+    sf = np.full((z_n, c_n), np.nan)
+    for z in range(z_n):
+        for c in range(c_n):
+            try:
+                sf[z, c] = float(spatial_frequency(as_image2d(np.asarray(data[ti, z, c]))))
+            except ImageError as exc:
+                raise ImageError(f"{path}: {exc}") from exc
+    with np.errstate(invalid="ignore", divide="ignore"):
+        top = np.nanmax(np.where(np.isfinite(sf), sf, -np.inf), axis=0)
+        return np.where(top > 0, sf / np.where(top > 0, top, 1.0), np.nan)
 
 
 def _stack_results(

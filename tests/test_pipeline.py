@@ -118,3 +118,35 @@ def test_models_lists_invalid_cards_and_fails(tmp_path: Path, monkeypatch: pytes
     bad = [r for r in rows if r["id"] == "broken"]
     assert bad and bad[0]["valid"] is False and "cannot read JSON" in bad[0]["error"]
     assert any(r["id"] == "fqa-levels" and r["valid"] for r in rows)
+
+
+def test_planes_of_a_stack_keep_the_stack_context(timelapse: Path) -> None:
+    """Planes mode on a z-stack gives each plane its SF over its channel's best at the same
+    t, and the verdicts then agree with stack mode plane for plane (the far planes of the
+    sample stack are never ``in_focus`` in either)."""
+    fm = resolve_model(None)
+    planes = [r for _p, r in iter_planes(timelapse, fm)]
+    stacks = assess_file(timelapse, fm, "stack")
+    by_key = {(r.source["t_index"], r.source["channel_index"], r.source["z_index"]): r
+              for r in planes}
+    for st in stacks:
+        ti = st.source["t_index"]
+        for ch in st.channels:
+            sf = ch.sf
+            for z, s in enumerate(ch.slices):
+                r = by_key[(ti, ch.channel, z)]
+                assert r.stack_sf_ratio == pytest.approx(sf[z] / np.nanmax(sf), rel=1e-6)
+                assert r.verdict == s.verdict
+            assert max(r.stack_sf_ratio for (t_, c_, _z), r in by_key.items()
+                       if t_ == ti and c_ == ch.channel) == pytest.approx(1.0)
+    far = [r for r in planes if r.stack_sf_ratio is not None and r.stack_sf_ratio < 0.5]
+    assert far and all(r.verdict != "in_focus" for r in far)
+    rec = planes[0].to_record()
+    assert "stack_sf_ratio" in rec
+
+
+def test_single_plane_file_has_no_stack_context(tmp_path: Path) -> None:
+    path = tmp_path / "one.tif"
+    tifffile.imwrite(path, make_sample_stack().data[0, 10, 0])
+    [(_p, r)] = list(iter_planes(path, None))
+    assert r.stack_sf_ratio is None

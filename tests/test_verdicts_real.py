@@ -47,6 +47,24 @@ def test_no_far_plane_of_a_confocal_stack_is_in_focus(name: str, focus: int, far
     assert "in_focus" not in called.values(), called
 
 
+@pytest.mark.parametrize(("name", "focus", "far_um"), SECTIONED)
+def test_assess_on_a_confocal_stack_file_calls_no_far_plane_in_focus(
+    name: str, focus: int, far_um: float
+) -> None:
+    """`focusqa assess` / batch planes mode on the stack file: the planes keep their stack
+    context, so the far planes are not `in_focus` there either (the model alone, on a far
+    plane saved as its own file, still calls the golgi planes level 0: README misses)."""
+    from napari_focusqa.pipeline import assess_file, resolve_model
+
+    path = require_shared(name)
+    res = assess_file(path, resolve_model(None), "planes")
+    dz = res[0].source["z_um"] is not None and res[1].source["z_um"] - res[0].source["z_um"]
+    assert dz
+    far = {r.source["z_index"]: r.verdict for r in res
+           if abs(r.source["z_index"] - focus) * dz >= far_um - 1e-9}
+    assert far and "in_focus" not in far.values(), far
+
+
 # file, documented focus (README): fused best slice within +-1 plane
 DOCUMENTED = [
     ("deconwolf_dapi_widefield_zstack.tif", 19),
