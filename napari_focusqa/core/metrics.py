@@ -19,24 +19,32 @@ sharper, 0.0 for a constant image); :func:`blur_effect` gives the original value
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from napari_focusqa.core.errors import ImageError
 
 
-def _f32(image: np.ndarray) -> np.ndarray:
-    arr = np.asarray(image)
+def _work_dtype(arr: np.ndarray) -> type[np.floating[Any]]:
+    """Check an ``(..., H, W)`` array; the float dtype its measures compute in.
+
+    8/16-bit and float images compute in float32 (fast); 32/64-bit integers can exceed
+    float32's range once squared, so they compute in float64.
+    """
     if arr.ndim < 2:
         raise ImageError(f"image: expected at least 2 dimensions (..., H, W), got {arr.shape}")
     if arr.dtype.kind not in "biuf":
         raise ImageError(f"image: expected a real numeric array, got dtype {arr.dtype}")
     if arr.shape[-1] < 3 or arr.shape[-2] < 3:
         raise ImageError(f"image: need at least 3x3 pixels for focus measures, got {arr.shape[-2:]}")
-    # 8/16-bit and float images compute in float32 (fast); 32/64-bit integers can
-    # exceed float32's range once squared, so they compute in float64
     wide = arr.dtype.kind in "iu" and arr.dtype.itemsize > 2
-    out = arr.astype(np.float64 if wide else np.float32, copy=False)
+    return np.float64 if wide else np.float32
+
+
+def _f32(image: np.ndarray) -> np.ndarray:
+    arr = np.asarray(image)
+    out = arr.astype(_work_dtype(arr), copy=False)
     if out.dtype.kind == "f" and not np.isfinite(out).all():
         raise ImageError("image: contains NaN or infinite values (or values beyond float32)")
     return out
@@ -55,23 +63,32 @@ _BLOCK_ROWS = 128  # rows per cache-friendly block for large 2D images
 def _diff_energy(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean squared vertical and horizontal neighbour differences (RF², CF²).
 
-    A 2D image is processed in blocks of rows so the float32 temporaries stay in cache
-    (about 3x faster on a 2048² image than whole-array temporaries); stacks and patch
-    grids are vectorised over their leading axes.
+    A 2D image is processed in blocks of rows, converted block by block into three
+    reused buffers, so the float32 temporaries stay in cache (about 4x faster on a 2048²
+    image than whole-array temporaries); stacks and patch grids are vectorised over their
+    leading axes.
     """
     arr = np.asarray(image)
-    x = _f32(arr)
-    h, w = x.shape[-2:]
-    if x.ndim == 2 and h > 2 * _BLOCK_ROWS:
-        sr = sc = 0.0
-        for y in range(0, h, _BLOCK_ROWS):
-            a = arr[y : y + _BLOCK_ROWS + 1].astype(x.dtype)
-            d = a[1:] - a[:-1]
-            e = a[:_BLOCK_ROWS, 1:] - a[:_BLOCK_ROWS, :-1]
-            sr += float(np.einsum("ij,ij->", d, d))
-            sc += float(np.einsum("ij,ij->", e, e))
-        return np.asarray(sr / ((h - 1) * w)), np.asarray(sc / (h * (w - 1)))
-    return _mean_sq(np.diff(x, axis=-2)), _mean_sq(np.diff(x, axis=-1))
+    dt = _work_dtype(arr)
+    h, w = arr.shape[-2:]
+    if arr.ndim != 2 or h <= 2 * _BLOCK_ROWS:
+        x = _f32(arr)
+        return _mean_sq(np.diff(x, axis=-2)), _mean_sq(np.diff(x, axis=-1))
+    if arr.dtype.kind == "f":
+        _f32(arr)  # NaN / infinity check (integers are converted block by block only)
+    b = _BLOCK_ROWS
+    a, d, e = np.empty((b + 1, w), dt), np.empty((b, w), dt), np.empty((b, w - 1), dt)
+    sr = sc = 0.0
+    for y in range(0, h, b):
+        n = min(b + 1, h - y)  # this block's rows and the first row of the next
+        blk = a[:n]
+        np.copyto(blk, arr[y : y + n], casting="unsafe")
+        dy, dx = d[: n - 1], e[: min(b, n)]
+        np.subtract(blk[1:], blk[:-1], out=dy)
+        np.subtract(blk[: min(b, n), 1:], blk[: min(b, n), :-1], out=dx)
+        sr += float(np.einsum("ij,ij->", dy, dy))
+        sc += float(np.einsum("ij,ij->", dx, dx))
+    return np.asarray(sr / ((h - 1) * w)), np.asarray(sc / (h * (w - 1)))
 
 
 def row_frequency(image: np.ndarray) -> np.ndarray:
