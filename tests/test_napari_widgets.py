@@ -7,6 +7,8 @@ Every test drives the real widgets (qtbot clicks), the real core and a real ONNX
 
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
 import pytest
 from conftest import require_shared
@@ -73,6 +75,24 @@ def test_reader_opens_hyperstack_through_npe2(make_napari_viewer):
         assert "czitools" in meta["info"]
 
 
+def _assert_colour_contract(pl, num_classes=11):
+    """What the shared colour map promises, checked on a patch layer's colours without
+    calling it: hue = level (red at 0 ... magenta 0.83 at the last level), HLS lightness
+    0.15 + 0.35 x certainty, neutral grey (0.6) for patches without structure.
+    Returns the number of grey (empty) patches."""
+    feats = pl.features
+    empty = feats["empty"].to_numpy()
+    np.testing.assert_allclose(pl.border_color[empty].reshape(-1, 4),
+                               np.tile([0.6, 0.6, 0.6, 1.0], (int(empty.sum()), 1)))
+    hls = np.array([colorsys.rgb_to_hls(*rgb) for rgb in pl.border_color[~empty, :3]])
+    hue_want = feats["level"].to_numpy()[~empty] / (num_classes - 1) * 0.83
+    dh = np.abs(hls[:, 0] - hue_want)
+    assert np.all(np.minimum(dh, 1 - dh) < 1e-4)
+    np.testing.assert_allclose(hls[:, 1], 0.15 + 0.35 * feats["certainty"].to_numpy()[~empty],
+                               atol=1e-4)
+    return int(empty.sum())
+
+
 def test_assess_click_on_real_hyperstack(make_napari_viewer, qtbot, sharpness_model, tmp_path):
     path = require_shared(CZI)
     viewer = make_napari_viewer()
@@ -105,6 +125,7 @@ def test_assess_click_on_real_hyperstack(make_napari_viewer, qtbot, sharpness_mo
         expect = patch_colors(feats["level"].to_numpy(), feats["certainty"].to_numpy(),
                               feats["empty"].to_numpy(), 11)
         np.testing.assert_allclose(pl.border_color, expect, atol=1e-6)
+        _assert_colour_contract(pl)
         # the levels are the core's
         core_levels = np.stack([s.patch_level for s in core.channels[c].slices]).ravel()
         np.testing.assert_array_equal(feats["level"].to_numpy(), core_levels)
@@ -213,6 +234,8 @@ def test_screenshot_after_assessment_is_not_blank(make_napari_viewer, qtbot, sha
     _click_assess(qtbot, aw)
     shapes = viewer.layers["Hoechst 33342 patches"]  # a Points layer of squares
     assert shapes.visible and not viewer.layers["Phalloidin-488 patches"].visible
+    # the sample has background patches: they are grey, the others hue/lightness
+    assert _assert_colour_contract(shapes) > 0
     viewer.dims.set_current_step(0, 0)  # most defocused slice: blue-ish borders
     viewer.reset_view()
     out = tmp_path / "window.png"
@@ -327,6 +350,15 @@ def test_bad_input_cancel_and_persisted_settings(make_napari_viewer, qtbot, shar
     timer.start(20)
     click(qtbot, aw.assess_btn)
     assert aw.running and aw.cancel_btn.enabled and not aw.assess_btn.enabled
+    # napari's status-bar activity spinner is held still while the task runs (with
+    # software OpenGL each of its frames recomposites the whole window)
+    from qtpy.QtGui import QMovie
+    from qtpy.QtWidgets import QLabel
+
+    movies = [lb.movie() for lb in viewer.window._qt_window.findChildren(QLabel)
+              if lb.movie() is not None]
+    assert any(m.state() == QMovie.MovieState.Paused for m in movies)
+    assert not any(m.state() == QMovie.MovieState.Running for m in movies)
     qtbot.waitUntil(lambda: aw.progress_bar.value >= 3, timeout=180_000)
     timer.stop()
     assert aw.running, "the 60-plane run finished before the responsiveness check"

@@ -11,6 +11,13 @@ generator, so that:
   reaches the task within one plane/file;
 - errors and cancellation are reported with ``napari.utils.notifications``;
 - the result arrives on the GUI thread through ``worker.returned``.
+
+While a task runs, the animated "in progress" spinner that napari's activity dock puts
+in the status bar is held still (:func:`still_spinners`). With software OpenGL (Mesa
+llvmpipe: VMs, remote desktops, Xvfb) each of its 33 frames per second recomposites the
+whole window, canvas included: measured, 12 s of CPU in a 36 s assessment, taken from
+the task on a 2-core machine. The activity dock's progress bar and the widget's own bar
+still move.
 """
 
 from __future__ import annotations
@@ -71,6 +78,24 @@ def _task_generator(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any],
     return ("ok", box.get("result"))
 
 
+def still_spinners() -> int:
+    """Pause every running ``QMovie`` shown by a ``QLabel`` of the application's windows
+    (napari's status-bar activity spinner; napari restarts it with its next progress
+    bar and stops it when the last one ends). Returns how many were paused."""
+    from qtpy.QtGui import QMovie
+    from qtpy.QtWidgets import QApplication, QLabel
+
+    app = QApplication.instance()
+    n = 0
+    for top in app.topLevelWidgets() if isinstance(app, QApplication) else []:
+        for label in top.findChildren(QLabel):
+            mov = label.movie()
+            if mov is not None and mov.state() == QMovie.MovieState.Running:
+                mov.setPaused(True)
+                n += 1
+    return n
+
+
 class TaskRunner:
     """Runs one task at a time for a widget (see module docstring).
 
@@ -121,6 +146,7 @@ class TaskRunner:
         self._handled = False
         self._cancel = threading.Event()
         self._pbar = progress(total=total or None, desc=desc)
+        still_spinners()  # the activity dock has just started its spinner
         worker = create_worker(_task_generator, fn, args, kwargs, self._cancel,
                                _start_thread=False, _ignore_errors=True)
         worker.yielded.connect(self._yielded)

@@ -147,8 +147,10 @@ class OutputsWidget(FocusDock):
             data = data[tuple(r.leading)]
         return data[None] if data.ndim == 2 else data
 
-    def _spatial(self, layer: Any, r: AssessedChannel) -> tuple[list[float], list[float]]:
-        """(scale, translate) of the layer's y, x, preceded by the time point if any."""
+    @staticmethod
+    def _spatial(layer: Any) -> tuple[list[float], list[float]]:
+        """(scale, translate) of the layer's last two axes (y, x): the 2D outputs are
+        placed over the image's plane."""
         sc, tr = [float(s) for s in layer.scale], [float(t) for t in layer.translate]
         return sc[-2:], tr[-2:]
 
@@ -171,7 +173,7 @@ class OutputsWidget(FocusDock):
                 return None
             ref_best = ref.best_z_index
         planes = int(self.form.planes.value)
-        jobs = [(ly.name, self._zyx(ly, r), r, *self._spatial(ly, r)) for ly, r in chosen]
+        jobs = [(ly.name, self._zyx(ly, r), r, *self._spatial(ly)) for ly, r in chosen]
 
         def work(*, emit: Any, cancel: Any) -> list[tuple[Any, dict[str, Any], str]]:
             specs = []
@@ -204,7 +206,7 @@ class OutputsWidget(FocusDock):
         for ly, r in chosen:
             ov = self.viewer.layers[r.overlay] if r.overlay in self.viewer.layers else None
             p = int(ov.metadata["focusqa"]["patch_size"]) if ov is not None else 84
-            jobs.append((ly.name, self._zyx(ly, r), r, p, *self._spatial(ly, r)))
+            jobs.append((ly.name, self._zyx(ly, r), r, p, *self._spatial(ly)))
 
         def work(*, emit: Any, cancel: Any) -> list[tuple[Any, dict[str, Any], str]]:
             specs: list[tuple[Any, dict[str, Any], str]] = []
@@ -250,7 +252,7 @@ class OutputsWidget(FocusDock):
             p, k = int(meta["patch_size"]), int(meta["num_classes"])
             lm = patch_cube(pl, "expected_level").astype(np.float32)
             lm[patch_cube(pl, "empty")] = np.nan
-            sc, tr = self._spatial(ly, r)
+            sc, tr = self._spatial(ly)
             scale = [s * p for s in sc]
             trans = [t + s * (p - 1) / 2 for s, t in zip(sc, tr)]
             if r.z_axis is not None:
@@ -283,7 +285,7 @@ class OutputsWidget(FocusDock):
             m = montage_from_arrays(zyx, patch_cube(pl, "level"), patch_cube(pl, "certainty"),
                                     patch_cube(pl, "empty"), grid, int(meta["num_classes"]),
                                     per_level=per_level)
-            sc, tr = self._spatial(ly, r)
+            sc, tr = self._spatial(ly)
             right = tr[1] + sc[1] * (zyx.shape[-1] + 20)  # beside the image, not over it
             specs.append((m.image, {"name": f"{ly.name} montage", "scale": sc,
                                     "translate": [tr[0], right],
