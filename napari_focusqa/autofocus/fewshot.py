@@ -1,10 +1,15 @@
 """Few-shot search (DeepFocus, Shajkofci & Liebling 2020) over a calibrated blur curve.
 
-Images at the start ``z1`` and at ``z1 ± FWHM`` (planned inside the limits); while the
-points are not convex (lowest blur not bracketed, or a quadratic fit no better than a
+Images at the start ``z1`` and at ``z1 ± FWHM/2`` (planned inside the limits), a third
+one downhill (a golden step, or two separations when the pair lies in the curve's flat
+tail); while the points are not convex (lowest blur not bracketed, or a quadratic fit no better than a
 line), extend / narrow them golden-section style; then find the focus ``f`` minimising
 ``sum_i (b_i - c - b_calib(z_i - f))**2`` (``c`` = sample offset, fitted for the
 ``blur:sf`` score whose level depends on the sample's contrast; 0 for a model score).
+
+Why half an FWHM (the paper uses 2): a spatial-frequency curve's tails depend on the
+sample (another region of the same slide can have a steeper flank on one side), so
+points far out in the tails shift the fitted focus; points in the curve's core do not.
 """
 
 from __future__ import annotations
@@ -64,6 +69,20 @@ def fit_shift(z: np.ndarray, b: np.ndarray, cal: Calibration, lo: float, hi: flo
     return float(fine[j]), float(c_f[j]), float(np.sqrt(sse_f[j] / len(z)))
 
 
+#: a first pair whose blur difference is below this fraction of the calibration's
+#: largest difference for the same separation lies in the flat tail of the curve
+FLAT_PAIR = 0.3
+#: third step after a flat pair, in units of the pair's separation (else 1/golden)
+FAR_STEP = 2.0
+
+
+def pair_range(cal: Calibration, sep: float) -> float:
+    """Largest ``|b_calib(z) - b_calib(z + sep)|`` over z: what a pair of images ``sep``
+    apart can differ by at most on this instrument."""
+    grid = np.linspace(-3.0 * cal.fwhm_um, 3.0 * cal.fwhm_um, 601)
+    return max(float(np.max(np.abs(cal.curve(grid) - cal.curve(grid + sep)))), 1e-12)
+
+
 def fewshot(ctx: RunContext, cal: Calibration, *, stain: str | None, max_images: int,
              bracket_fwhm: float, fit_offset: bool | None, refine: bool,
              adaptive: bool = True, initial: tuple[float, np.ndarray] | None = None) -> float:
@@ -96,7 +115,13 @@ def fewshot(ctx: RunContext, cal: Calibration, *, stain: str | None, max_images:
         if abs(z2 - z1) > min_sep:
             take(z2)
             (za, ba), (zb, bb) = pts[0], pts[1]
-            z3 = zb + (zb - za) / GOLDEN if bb < ba else za - (zb - za) / GOLDEN
+            # a pair far out in the flat tail (its blur difference small next to the
+            # largest the calibration curve gives for this separation) takes a long
+            # third step; otherwise a golden step (the focus is near)
+            contrast = abs(bb - ba) / pair_range(cal, zb - za)
+            run.info["pair_contrast"] = round(contrast, 4)
+            step = (zb - za) * (FAR_STEP if contrast < FLAT_PAIR else 1 / GOLDEN)
+            z3 = zb + step if bb < ba else za - step
             zc = lim.clip(z3)
             if all(abs(zc - p[0]) > min_sep for p in pts):
                 take(zc)

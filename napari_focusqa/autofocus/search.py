@@ -73,7 +73,7 @@ def run_autofocus(
     cancel: Callable[[], bool] | None = None,
     on_acquisition: AcquisitionCallback | None = None,
     max_images: int | None = None,
-    bracket_fwhm: float = 1.0,
+    bracket_fwhm: float = 0.5,
     fit_offset: bool | None = None,
     refine: bool = False,
     adaptive: bool = True,
