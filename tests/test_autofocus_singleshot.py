@@ -93,3 +93,48 @@ def test_twoshot_focus_outside_limits_is_refused():
     run = run_autofocus(m, "twoshot", limits=StageLimits(start - 0.1, start + 3.0, 3.0))
     assert run.status in ("refused", "failed")
     assert m.core.getPosition() == pytest.approx(start)
+
+
+def test_twoshot_both_saturated_takes_the_sf_side_and_one_bounded_step():
+    """4.8 µm below focus both images read beyond fqa-levels' range (~1.8 µm here); the
+    sharper of the two gives the side, one guarded step of 1.5 z_sat, then the final
+    image: still exactly 2 + 1 images, and the final one is inside the model's range,
+    much nearer focus than the start (a bounded guess, not a search: see the benchmark
+    for how often it lands within 1 DoF)."""
+    path = require_shared("deconwolf_dapi_widefield_zstack.tif")
+    m = SimulatedMicroscope.from_file(path, focus_index=19, offset_um=0.7,
+                                      start_um=0.7 + 19 * 0.3 - 4.8, seed=5)
+    run = run_autofocus(m, "twoshot")
+    assert run.ok, run.stop_reason
+    info = run.info["twoshot"]
+    assert [r[2] for r in info["readings_um"]] == [True, True]
+    assert info["sf_side"] == 1.0 and info["rule"].startswith("both saturated")
+    assert run.images_used == 3 and not run.acquisitions[-1].stats["saturated"]
+    assert abs(run.final_z_um - m.true_focus_um) < 2 * run.dof_um < 4.8
+
+
+def test_twoshot_both_saturated_step_too_short_fails_back_at_start():
+    """With a 0.8 µm maximum step, 5.4 µm below focus, the pair stays beyond the
+    model's range: either the SF does not tell the side (no move towards focus) or the
+    bounded step still reads saturated. Either way the run fails and returns to the
+    start; it never keeps searching."""
+    path = require_shared("deconwolf_dapi_widefield_zstack.tif")
+    m = SimulatedMicroscope.from_file(path, focus_index=19, start_um=19 * 0.3 - 5.4, seed=5)
+    start = m.get_z()
+    lo, hi = m.travel
+    run = run_autofocus(m, "twoshot", limits=StageLimits(lo, hi, 0.8))
+    assert run.status == "failed", run.stop_reason
+    assert "beyond the levels model's range" in run.stop_reason
+    assert run.images_used <= 3
+    assert all(abs(b.z_um - a.z_um) <= 0.8 + 1e-9
+               for a, b in zip(run.acquisitions, run.acquisitions[1:]))
+    assert m.core.getPosition() == pytest.approx(start, abs=1e-6)
+
+
+def test_sf_side_needs_a_clear_sharpness_difference():
+    from napari_focusqa.autofocus.twoshot import sf_side
+
+    assert sf_side((0.0, 100.0), (1.0, 120.0)) == 1.0
+    assert sf_side((0.0, 120.0), (1.0, 100.0)) == -1.0
+    assert sf_side((0.0, 100.0), (1.0, 101.0)) is None
+    assert sf_side((0.0, float("nan")), (1.0, 101.0)) is None
