@@ -83,6 +83,10 @@ def block_size(patch_size: int) -> int:
     return 4 if patch_size >= 32 else 2
 
 
+#: image rows per strip of :func:`_pair_sums` (its temporaries then fit in a core's cache)
+_STRIP_ROWS = 128
+
+
 def _pair_sums(
     x: np.ndarray, b: int, dtype: type[np.floating[Any]] = np.float32
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -91,27 +95,38 @@ def _pair_sums(
     arrays of ``dtype``.
 
     The ``b`` rows of each block row are added first (one pass over the image, converting
-    on the fly); all later work is on that ``1/b``-size array. For independent noise of
+    on the fly); all later work is on that ``1/b``-size array, a strip of
+    :data:`_STRIP_ROWS` image rows at a time in reused buffers. For independent noise of
     variance sigma^2 a column sum has variance ``b sigma^2`` and the difference of two
     neighbouring ones ``2 b sigma^2``; there are ``b / 2`` such pairs per block. Exact in
     float32 for integer data of <= 16 bits.
     """
     h, w = x.shape
     hb, wb = h // b, w // b
-    full = x[: hb * b]  # whole rows: a contiguous view of a C-contiguous image
-    if full.flags.c_contiguous:
-        rows = full.reshape(hb, b, w).sum(axis=1, dtype=dtype)[:, : wb * b]
-    else:
-        rows = np.add(full[0::b, : wb * b], full[1::b, : wb * b], dtype=dtype)
-        for i in range(2, b):
-            rows += full[i::b, : wb * b]
-    e, o = rows[:, 0::2], rows[:, 1::2]
-    pair = e + o
-    d = o - e
-    np.multiply(d, d, out=d)
-    if b == 2:
-        return pair, d
-    return pair[:, 0::2] + pair[:, 1::2], d[:, 0::2] + d[:, 1::2]
+    wc = wb * b
+    means, diff2 = np.empty((hb, wb), dtype), np.empty((hb, wb), dtype)
+    k = max(1, _STRIP_ROWS // b)  # block rows per strip: the temporaries stay in cache
+    rows = np.empty((k, w), dtype)
+    pair, d = np.empty((k, wc // 2), dtype), np.empty((k, wc // 2), dtype)
+    for r0 in range(0, hb, k):
+        n = min(k, hb - r0)
+        strip, rw = x[r0 * b : (r0 + n) * b], rows[:n]
+        if strip.flags.c_contiguous:
+            strip.reshape(n, b, w).sum(axis=1, dtype=dtype, out=rw)
+        else:
+            np.add(strip[0::b], strip[1::b], out=rw, dtype=dtype)
+            for i in range(2, b):
+                rw += strip[i::b]
+        e, o, pr, dd = rw[:, 0:wc:2], rw[:, 1:wc:2], pair[:n], d[:n]
+        np.add(e, o, out=pr)
+        np.subtract(o, e, out=dd)
+        np.multiply(dd, dd, out=dd)
+        if b == 2:
+            means[r0 : r0 + n], diff2[r0 : r0 + n] = pr, dd
+        else:
+            np.add(pr[:, 0::2], pr[:, 1::2], out=means[r0 : r0 + n])
+            np.add(dd[:, 0::2], dd[:, 1::2], out=diff2[r0 : r0 + n])
+    return means, diff2
 
 
 def patch_structure(image: np.ndarray, grid: PatchGrid) -> Structure:
