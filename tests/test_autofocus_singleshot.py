@@ -36,6 +36,13 @@ def astig_cal(astig_stack) -> Calibration:
 def test_fitted_head_is_stored_with_its_checks(astig_cal):
     head = astig_cal.singleshot
     assert head is not None and head.sign_usable
+    # the calibration's cross-validation chose the regularisation (and feature group):
+    # the kept one is the best of the grid, and the astigmatic PSF carries the sign
+    from napari_focusqa.autofocus.spectral import LAMBDAS
+
+    assert head.cv["lam"] in LAMBDAS
+    assert head.cv["cv_sign_accuracy"] == max(head.cv["cv_sign_accuracy_by_lam"].values())
+    assert head.cv["cv_sign_accuracy"] >= 0.8
     assert astig_cal.instrument["name"] == "astig"
     d = astig_cal.to_dict()
     back = Calibration.from_dict(d)

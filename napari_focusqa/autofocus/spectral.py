@@ -15,8 +15,8 @@ focus and grows with frequency, unlike the sample's own orientation).
 one instrument (DeepAf trains on the microscope it runs on): one ridge regression of
 ``z - focus`` per side of focus and an L2 logistic regression of ``sign(z - focus)`` on
 the standardised features (all of them, only the radial ones or only the anisotropy
-ones: the cross-validation below picks the group that generalises best), from every
-plane plus random crops. Its reliability is measured at
+ones; λ from :data:`LAMBDAS`: the cross-validation below picks the group and λ that
+generalise best), from every plane plus random crops. Its reliability is measured at
 calibration time by a spatial 2-fold cross-validation (fit on the left half of the
 planes, test on the right half, and back): ``cv_sign_accuracy`` (planes > 1.5 DoF from
 focus), ``cv_within_1dof`` and ``cv_abs_error_dof_median``. At run time the confidence
@@ -45,6 +45,8 @@ N_SPECTRAL = 45  # radial slope (23) and curvature (22) features come first
 N_FEATURES = 51  # then the band-to-band change of 2 anisotropy ratios over 4 bands
 #: feature groups the side-of-focus model may use; the calibration's CV picks one
 SIGN_GROUPS = ("all", "spectral", "anisotropy")
+#: regularisations the calibration's cross-validation chooses from (with the group)
+LAMBDAS = (1.0, 3.0, 10.0)
 #: below this cross-validated sign accuracy the head never moves on its own
 MIN_CV_SIGN_ACCURACY = 0.6
 #: instrument facts a calibration must share with the microscope it is used on
@@ -152,17 +154,21 @@ class SingleShotHead:
 
     @classmethod
     def fit(cls, images: list[np.ndarray], z_rel_um: np.ndarray, dof_um: float, *,
-            instrument: dict[str, Any] | None = None, crops: int = 4, lam: float = 10.0,
-            seed: int = 0) -> SingleShotHead:
-        """Fit on calibration planes ``images`` at positions ``z_rel_um`` from focus."""
+            instrument: dict[str, Any] | None = None, crops: int = 4,
+            lam: float | tuple[float, ...] = LAMBDAS, seed: int = 0) -> SingleShotHead:
+        """Fit on calibration planes ``images`` at positions ``z_rel_um`` from focus.
+
+        ``lam``: the ridge/logistic regularisation, or several values for the
+        cross-validation to choose from (with the sign feature group)."""
         z = np.asarray(z_rel_um, dtype=np.float64)
         if len(images) != z.size or z.size < 5:
             raise FocusQAError(f"single-shot head: need >= 5 planes with z, got {z.size}")
         if not dof_um or dof_um <= 0:
             raise FocusQAError(f"dof_um: expected a positive depth of field, got {dof_um}")
-        cv, group = cls._cross_validate(images, z, dof_um, crops, lam, seed)
+        lams = (float(lam),) if isinstance(lam, (int, float)) else tuple(map(float, lam))
+        cv, group, best_lam = cls._cross_validate(images, z, dof_um, crops, lams, seed)
         x, zz = _samples(images, z, crops, seed)
-        head = cls._fit_arrays(x, zz, dof_um, lam, group)
+        head = cls._fit_arrays(x, zz, dof_um, best_lam, group)
         head.cv = cv
         head.instrument = dict(instrument or {})
         return head
@@ -189,36 +195,45 @@ class SingleShotHead:
 
     @classmethod
     def _cross_validate(cls, images: list[np.ndarray], z: np.ndarray, dof: float,
-                        crops: int, lam: float, seed: int,
-                        ) -> tuple[dict[str, Any], str]:
-        """Spatial 2-fold CV (left/right halves) of every sign feature group; returns
-        the scores of the best group (by sign accuracy; ties: the earlier group)."""
+                        crops: int, lams: tuple[float, ...], seed: int,
+                        ) -> tuple[dict[str, Any], str, float]:
+        """Spatial 2-fold CV (left/right halves) of every sign feature group and
+        regularisation; returns the scores of the best (by sign accuracy, then the
+        fraction within 1 DoF; ties: the earlier group, the stronger regularisation),
+        its group and its ``lam``."""
         folds = []
         for train, test in (("left", "right"), ("right", "left")):
             folds.append((_samples(images, z, crops, seed, part=train),
                           _samples(images, z, 0, seed, part=test)))
-        scores: dict[str, dict[str, float]] = {}
-        for group in SIGN_GROUPS:
-            right, wrong, errs = 0, 0, []
-            for (xa, za), (xb, zb) in folds:
-                h = cls._fit_arrays(xa, za, dof, lam, group)
-                for xi, zi in zip(xb, zb):
-                    dz, _p = h._raw(xi)
-                    errs.append(abs(dz - zi) / dof)
-                    if abs(zi) > 1.5 * dof:
-                        right += int(np.sign(dz) == np.sign(zi))
-                        wrong += int(np.sign(dz) != np.sign(zi))
-            acc = right / (right + wrong) if right + wrong else 0.0
-            scores[group] = {"cv_sign_accuracy": round(acc, 4),
-                             "cv_abs_error_dof_median": round(float(np.median(errs)), 4),
-                             "cv_within_1dof": round(float(np.mean(np.asarray(errs) <= 1.0)),
-                                                     4)}
-        best = max(SIGN_GROUPS, key=lambda g: (scores[g]["cv_sign_accuracy"],
-                                               -SIGN_GROUPS.index(g)))
-        cv: dict[str, Any] = dict(scores[best], sign_features=best,
+        scores: dict[tuple[str, float], dict[str, float]] = {}
+        for lam in lams:
+            for group in SIGN_GROUPS:
+                right, wrong, errs = 0, 0, []
+                for (xa, za), (xb, zb) in folds:
+                    h = cls._fit_arrays(xa, za, dof, lam, group)
+                    for xi, zi in zip(xb, zb):
+                        dz, _p = h._raw(xi)
+                        errs.append(abs(dz - zi) / dof)
+                        if abs(zi) > 1.5 * dof:
+                            right += int(np.sign(dz) == np.sign(zi))
+                            wrong += int(np.sign(dz) != np.sign(zi))
+                acc = right / (right + wrong) if right + wrong else 0.0
+                scores[(group, lam)] = {
+                    "cv_sign_accuracy": round(acc, 4),
+                    "cv_abs_error_dof_median": round(float(np.median(errs)), 4),
+                    "cv_within_1dof": round(float(np.mean(np.asarray(errs) <= 1.0)), 4)}
+        best = max(scores, key=lambda k: (scores[k]["cv_sign_accuracy"],
+                                          scores[k]["cv_within_1dof"],
+                                          -SIGN_GROUPS.index(k[0]), k[1]))
+        group, lam = best
+        cv: dict[str, Any] = dict(scores[best], sign_features=group, lam=lam,
                                   cv_sign_accuracy_by_group={
-                                      g: scores[g]["cv_sign_accuracy"] for g in SIGN_GROUPS})
-        return cv, best
+                                      g: scores[(g, lam)]["cv_sign_accuracy"]
+                                      for g in SIGN_GROUPS},
+                                  cv_sign_accuracy_by_lam={
+                                      str(v): max(scores[(g, v)]["cv_sign_accuracy"]
+                                                  for g in SIGN_GROUPS) for v in lams})
+        return cv, group, lam
 
     @property
     def sign_usable(self) -> bool:
