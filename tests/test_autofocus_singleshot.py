@@ -145,3 +145,24 @@ def test_sf_side_needs_a_clear_sharpness_difference():
     assert sf_side((0.0, 120.0), (1.0, 100.0)) == -1.0
     assert sf_side((0.0, 100.0), (1.0, 101.0)) is None
     assert sf_side((0.0, float("nan")), (1.0, 101.0)) is None
+
+
+def test_sign_gate_uses_the_lower_bound_of_the_cv_accuracy(astig_stack, astig_cal):
+    """The CV keeps the best of several choices, so a point accuracy of 0.64 on 70
+    held-out planes (deconwolf's whole stack) is not evidence of a sign; 0.91 on 44
+    (the astigmatic instrument) is."""
+    import dataclasses
+
+    from napari_focusqa.autofocus.spectral import wilson_lower
+
+    assert wilson_lower(0.64, 70) < 0.6 < wilson_lower(0.91, 44)
+    assert wilson_lower(0.5, 0) == 0.0
+    head = astig_cal.singleshot
+    weak = dataclasses.replace(head, cv=dict(head.cv, cv_sign_accuracy=0.64, cv_sign_n=70,
+                                             cv_sign_lower95=wilson_lower(0.64, 70)))
+    assert head.sign_usable and not weak.sign_usable
+    preds = [weak.predict(np.asarray(p, dtype=np.float64))[:2] for p in astig_stack[::4]]
+    far = [conf for z, conf in preds if abs(z) > weak.dof_um]
+    assert far and all(conf == 0.0 for conf in far)  # no side without a usable sign
+    legacy = dataclasses.replace(head, cv={"cv_sign_accuracy": 0.64})
+    assert legacy.sign_usable  # heads fitted before the bound: the point value rule
