@@ -24,7 +24,7 @@ is ``|2p - 1|`` times the agreement of the image's quadrants, and 0 when the
 cross-validated sign accuracy's 95 % lower bound is below 0.6 (the PSF does not show
 the side of focus);
 a prediction within 1 DoF of focus (no sign needed) gets the magnitude reliability
-``min(1, cv_within_1dof / 0.6)``. The search falls back to fewshot when the confidence
+``cv_within_1dof`` (the CV's fraction within 1 DoF). The search falls back to fewshot when the confidence
 is low.
 """
 
@@ -250,8 +250,9 @@ class SingleShotHead:
 
     @property
     def magnitude_reliability(self) -> float:
-        """0..1 from the cross-validated fraction within 1 DoF (>= 0.6 -> 1)."""
-        return float(np.clip(float(self.cv.get("cv_within_1dof", 0.0)) / 0.6, 0.0, 1.0))
+        """The cross-validated fraction of predictions within 1 DoF (a probability; it
+        was ``min(1, fraction / 0.6)``, which let a head right 31 % of the time move)."""
+        return float(np.clip(float(self.cv.get("cv_within_1dof", 0.0)), 0.0, 1.0))
 
     def _raw(self, x: np.ndarray) -> tuple[float, float]:
         xs = np.r_[1.0, (x - self.mean) / self.scale]
