@@ -263,6 +263,39 @@ def test_screenshot_after_assessment_is_not_blank(make_napari_viewer, qtbot, sha
     red = (rgb[..., 0] > 180) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)
     blue = (rgb[..., 2] > 150) & (rgb[..., 0] < 90) & (rgb[..., 1] < 150)
     assert int(red.sum() + blue.sum()) > 1000
+    # zoomed onto the top border of one grey (no structure) and one coloured patch
+    # (the topmost of each kind on plane 0): the canvas shows exactly the colour the
+    # shared map gives that patch
+    feats = shapes.features
+    plane = feats[feats["z"] == 0].sort_values("row", kind="stable")
+    picks = [plane.index[plane["empty"]][0], plane.index[~plane["empty"]][0]]
+    plane_cols = patch_colors_uint8(plane["level"], plane["certainty"], plane["empty"]).astype(int)
+    for i in picks:
+        want = patch_colors_uint8(feats["level"][i], feats["certainty"][i], feats["empty"][i])
+        assert np.array_equal(want, [153, 153, 153]) == bool(feats["empty"][i])
+        scan = _border_scan(viewer, shapes, i).astype(int)
+        close = np.abs(scan - want.astype(int)).max(axis=-1) <= 6
+        assert close.sum() >= 5 * 3, (i, want, scan[::8])  # >= 3 px border at 6x
+        # and no pixel there has a level colour that no patch of this plane has
+        others = [c for c in patch_colors_uint8(np.arange(11), 1.0).astype(int)
+                  if not np.any(np.abs(plane_cols - c).max(axis=-1) <= 30)]
+        assert others and not any(
+            np.any(np.abs(scan - c).max(axis=-1) <= 6) for c in others)
+
+
+def _border_scan(viewer, layer, i, zoom=6.0):
+    """Canvas pixels (RGB) on a vertical line through the top edge of square ``i`` of a
+    Points layer, the camera centred on that edge, ``zoom`` screen pixels per image
+    pixel."""
+    z, _, cx = (float(v) for v in layer.data[i])
+    y0 = float(layer.features["y0"][i])
+    world = layer.data_to_world((z, y0 - 0.5, cx))
+    viewer.dims.set_current_step(0, int(z))
+    viewer.camera.center = tuple(world[-2:])
+    viewer.camera.zoom = zoom / float(layer.scale[-1])
+    shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3]
+    h, w = shot.shape[:2]
+    return shot[h // 2 - 60: h // 2 + 60, w // 2]
 
 
 def test_sample_data_sf_only_and_2d(make_napari_viewer, qtbot, sharpness_model):
