@@ -336,16 +336,24 @@ def assess_image(
             f"patch_size: model {fm.id} was trained on {fm.patch_size}px patches, got {grid.patch_size}"
         )
     patches = grid.extract(img).reshape(-1, grid.patch_size, grid.patch_size)
+    side: list[Callable[[], Any]] = [
+        lambda: {name: float(_metrics.compute(name, img)) for name in metrics},
+        lambda: patch_structure(img, grid).empty if structure_test else None,
+    ]
     if _threads(fm.threads) >= 2:
         # the classic metrics and the structure test run on a second thread while this
-        # one normalises the patches (numpy releases the GIL); onnxruntime then gets
-        # every thread to itself
+        # one normalises the patches (numpy releases the GIL); a task the second thread
+        # has not started by then (a busy machine) runs here instead of being waited
+        # for. onnxruntime then gets every thread to itself.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            side = pool.submit(_metrics_and_structure, img, grid, metrics, structure_test)
+            futures = [pool.submit(task) for task in side]
             x = fm.prepare(patches)
-            vals, empty = side.result()
+            done: list[Any] = [None] * len(side)
+            for i in reversed(range(len(side))):  # the last queued is the likeliest unstarted
+                done[i] = side[i]() if futures[i].cancel() else futures[i].result()
+        vals, empty = done
     else:
-        vals, empty = _metrics_and_structure(img, grid, metrics, structure_test)
+        vals, empty = (task() for task in side)
         x = fm.prepare(patches)
     probs = fm.predict_proba(x, stain=stain, cancel=cancel, prepared=True)
     return FocusResult(
@@ -364,14 +372,6 @@ def _threads(requested: int | None) -> int:
     CPU (onnxruntime's own default)."""
     n = requested or int(os.environ.get("FOCUSQA_THREADS", "0") or 0)
     return n or os.cpu_count() or 1
-
-
-def _metrics_and_structure(
-    img: np.ndarray, grid: PatchGrid, metrics: Sequence[str], structure_test: bool = True
-) -> tuple[dict[str, float], np.ndarray | None]:
-    """The whole-image metrics and the per-patch ``empty`` mask of ``img`` on ``grid``."""
-    vals = {name: float(_metrics.compute(name, img)) for name in metrics}
-    return vals, patch_structure(img, grid).empty if structure_test else None
 
 
 #: images smaller than this (either side) get no structure test
