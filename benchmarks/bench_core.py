@@ -9,7 +9,8 @@ runs (the least-disturbed run on a shared machine) of each stage:
 
   patches    validate the array, build the grid, extract the patches
   normalise  the card's input normalisation of every patch (log-zscore)
-  ONNX       onnxruntime over the normalised patches (batches of 256)
+  ONNX       the model over the normalised patches (1 thread: batches of 256 on one
+             session; 2 threads: chunks on two one-thread sessions side by side)
   SF         spatial frequency of the whole image
   structure  the per-patch structure test (empty mask)
   aggregate  FocusResult: certainties, whole-image distribution, verdict, record
@@ -120,7 +121,6 @@ def _stage_times(base: Any, img: Any, threads: int,
     spec = base.card["input_normalisation"]
     p = base.patch_size
     m = FocusModel(card=base.card, onnx_path=base.onnx_path, threads=threads)
-    sess = m.session
 
     def to_patches() -> Any:
         a = as_image2d(img)
@@ -130,9 +130,8 @@ def _stage_times(base: Any, img: Any, threads: int,
     grid = make_grid(img.shape, p)
     x = normalise_patches(patches, spec)[:, None]
 
-    def onnx() -> None:
-        for i in range(0, x.shape[0], 256):
-            sess.run(None, {"patches": x[i : i + 256]})
+    def onnx() -> None:  # the model alone, as the core runs it (core.parallel on 2 threads)
+        m.run(x, prepared=True)
 
     probs = m.predict_proba(patches).reshape(grid.rows, grid.cols, -1)
     empty = patch_structure(img, grid).empty

@@ -225,3 +225,50 @@ def test_strip_wise_block_sums_are_bit_for_bit_the_reference() -> None:
                     got = _pair_sums(np.asarray(x), b, dtype)
                     want = _reference_pair_sums(np.ascontiguousarray(x), b, dtype)
                     assert all(np.array_equal(g, w) for g, w in zip(got, want)), (name, b)
+
+
+def test_map_chunks_covers_every_chunk_and_stops_at_the_first_error() -> None:
+    import threading
+
+    from napari_focusqa.core.parallel import map_chunks
+
+    seen: list[tuple[int, int, str]] = []
+
+    def fn(start: int, worker: int) -> int:
+        seen.append((start, worker, threading.current_thread().name))
+        return start * 2
+
+    got = map_chunks(fn, list(range(0, 100, 10)), 2)
+    assert got == {s: 2 * s for s in range(0, 100, 10)}
+    assert {w for _, w, _ in seen} <= {0, 1}
+    calls = []
+
+    def boom(start: int, worker: int) -> int:
+        calls.append(start)
+        if start == 2:
+            raise ValueError("chunk 2")
+        return start
+
+    with pytest.raises(ValueError, match="chunk 2"):
+        map_chunks(boom, list(range(1000)), 2)
+    assert len(calls) < 1000  # no new chunk after the failure
+    assert map_chunks(fn, [5], 4) == {5: 10} and map_chunks(fn, [], 2) == {}
+
+
+@needs_model
+def test_two_one_thread_sessions_give_the_numbers_of_one_session() -> None:
+    from napari_focusqa.core.errors import Cancelled
+
+    base = load_model(MODEL)
+    img = _real_planes()[1][1]
+    p = make_grid(img.shape, 84).extract(img).reshape(-1, 84, 84)
+    one = FocusModel(card=base.card, onnx_path=base.onnx_path, threads=1)
+    two = FocusModel(card=base.card, onnx_path=base.onnx_path, threads=2)
+    want = one.predict_proba(p)
+    assert np.array_equal(two.predict_proba(p), want)  # raw patches, per-thread buffers
+    assert np.array_equal(two.predict_proba(two.prepare(p), prepared=True), want)
+    assert np.array_equal(two.predict_proba(p[:5]), want[:5])  # one chunk
+    many = np.concatenate([p] * (200 // len(p) + 1))  # several chunks
+    calls = iter(range(1000))
+    with pytest.raises(Cancelled):
+        two.predict_proba(many, cancel=lambda: next(calls) >= 3)

@@ -11,7 +11,6 @@ verdict = "no_structure" when fewer than MIN_STRUCTURED_FRACTION of the patches 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -340,11 +339,11 @@ def assess_image(
         lambda: {name: float(_metrics.compute(name, img)) for name in metrics},
         lambda: patch_structure(img, grid).empty if structure_test else None,
     ]
-    if _threads(fm.threads) >= 2:
+    if fm.n_threads >= 2:
         # the classic metrics and the structure test run on a second thread while this
         # one normalises the patches (numpy releases the GIL); a task the second thread
         # has not started by then (a busy machine) runs here instead of being waited
-        # for. onnxruntime then gets every thread to itself.
+        # for. The model then gets every thread to itself.
         with ThreadPoolExecutor(max_workers=1) as pool:
             futures = [pool.submit(task) for task in side]
             x = fm.prepare(patches)
@@ -365,13 +364,6 @@ def assess_image(
         source=src,
         empty=empty,
     )
-
-
-def _threads(requested: int | None) -> int:
-    """Threads the assessment may use: the model's, else ``FOCUSQA_THREADS``, else every
-    CPU (onnxruntime's own default)."""
-    n = requested or int(os.environ.get("FOCUSQA_THREADS", "0") or 0)
-    return n or os.cpu_count() or 1
 
 
 #: images smaller than this (either side) get no structure test

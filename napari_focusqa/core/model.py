@@ -15,6 +15,7 @@ import numpy as np
 
 from napari_focusqa.core.errors import Cancelled, ModelCardError
 from napari_focusqa.core.normalise import NORMALISATIONS, normalise_patches
+from napari_focusqa.core.parallel import map_chunks
 
 TASKS = ("levels", "levels-stain", "distance")
 REQUIRED_FIELDS = ("id", "task", "onnx", "sha256", "patch_size", "input_normalisation")
@@ -82,13 +83,14 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 @dataclass
 class FocusModel:
-    """An ONNX model plus its card, with one reusable onnxruntime session."""
+    """An ONNX model plus its card, with reusable onnxruntime sessions."""
 
     card: dict[str, Any]
     onnx_path: Path
     threads: int | None = None
     _session: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _pool: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def id(self) -> str:
@@ -121,6 +123,20 @@ class FocusModel:
                 if self._session is None:
                     self._session = _make_session(self.onnx_path, self.threads)
         return self._session
+
+    @property
+    def n_threads(self) -> int:
+        """Threads this model runs on: ``threads``, else ``FOCUSQA_THREADS``, else every CPU."""
+        n = self.threads or int(os.environ.get("FOCUSQA_THREADS", "0") or 0)
+        return n or os.cpu_count() or 1
+
+    def _pool_sessions(self, n: int) -> list[Any]:
+        """``n`` one-thread sessions, for batches run side by side (core.parallel)."""
+        if len(self._pool) < n:
+            with self._lock:
+                while len(self._pool) < n:
+                    self._pool.append(_make_session(self.onnx_path, 1))
+        return self._pool[:n]
 
     def _input_names(self) -> tuple[str, str | None]:
         inputs = self.card.get("inputs") or {}
@@ -164,27 +180,35 @@ class FocusModel:
         spec = self.card["input_normalisation"]
         patch_name, stain_name = self._input_names()
         stain_idx = self.stain_index(stain)
-        outs: dict[str, list[np.ndarray]] = {}
-        names = [o.name for o in self.session.get_outputs()]
-        # raw patches: one batch buffer, reused, normalised just before each run
-        buf = None if prepared else np.empty(
-            (min(batch_size, arr.shape[0]), 1) + arr.shape[1:], dtype=np.float32
-        )
-        for start in range(0, arr.shape[0], batch_size):
+        n, total = self.n_threads, arr.shape[0]
+        # on n >= 2 threads: n one-thread sessions take chunks of about total / 4n patches
+        # in turn (no per-layer barrier between threads: core.parallel); same numbers
+        size = batch_size if n < 2 else min(batch_size, max(16, -(-total // (4 * n))))
+        sessions = [self.session] if n < 2 else self._pool_sessions(n)
+        names = [o.name for o in sessions[0].get_outputs()]
+        bufs: list[np.ndarray | None] = [None] * len(sessions)
+
+        def chunk(start: int, worker: int) -> list[np.ndarray]:
             if cancel is not None and cancel():
                 raise Cancelled("model inference cancelled")
-            x = arr[start : start + batch_size]
-            if buf is not None:
+            x = arr[start : start + size]
+            if not prepared:  # raw patches: normalised into this thread's reused buffer
+                buf = bufs[worker]
+                if buf is None:
+                    buf = bufs[worker] = np.empty((size, 1) + arr.shape[1:], np.float32)
                 x = buf[: x.shape[0]]
-                normalise_patches(arr[start : start + batch_size], spec, out=x[:, 0])
+                normalise_patches(arr[start : start + size], spec, out=x[:, 0])
             feed: dict[str, np.ndarray] = {patch_name: x}
             if stain_name:
                 feed[str(stain_name)] = np.full(x.shape[0], stain_idx, dtype=np.int64)
-            for name, val in zip(names, self.session.run(names, feed)):
-                outs.setdefault(name, []).append(np.asarray(val))
-        if not outs:
-            return {n: np.zeros((0,), np.float32) for n in names}
-        return {k: np.concatenate(v, axis=0) for k, v in outs.items()}
+            return [np.asarray(v) for v in sessions[worker].run(names, feed)]
+
+        starts = list(range(0, total, size))
+        if not starts:
+            return {k: np.zeros((0,), np.float32) for k in names}
+        done = map_chunks(chunk, starts, len(sessions))
+        return {k: np.concatenate([done[s][i] for s in starts], axis=0)
+                for i, k in enumerate(names)}
 
     def stain_index(self, stain: str | int | None) -> int:
         if stain is None:
