@@ -156,7 +156,7 @@ class SingleShotHead:
 
     @classmethod
     def fit(cls, images: list[np.ndarray], z_rel_um: np.ndarray, dof_um: float, *,
-            instrument: dict[str, Any] | None = None, crops: int = 4,
+            instrument: dict[str, Any] | None = None, crops: int = 8,
             lam: float | tuple[float, ...] = LAMBDAS, seed: int = 0) -> SingleShotHead:
         """Fit on calibration planes ``images`` at positions ``z_rel_um`` from focus.
 
