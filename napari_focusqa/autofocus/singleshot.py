@@ -1,8 +1,9 @@
 """Single-shot autofocus with the instrument's own head (DeepAf, fitted per instrument).
 
 One image → the calibration's :class:`~napari_focusqa.autofocus.spectral.SingleShotHead`
-gives the signed distance from focus and a confidence → one move → one confirming
-image (if the confirmation is confident and still says > 1 DoF, one correction move
+gives the signed distance from focus and a confidence → one move (none when the
+prediction is within 1 DoF and the head's side of focus is no better than chance) → one
+confirming image (if the confirmation is confident and still says > 1 DoF, one correction move
 without a further image). Falls back to fewshot (reusing the last image) only when the
 first or the confirming image is not confident, or the calibration has no head; the
 reason starts ``stop_reason``.
@@ -64,6 +65,11 @@ def singleshot(ctx: RunContext, cal: Calibration | None, *, stain: str | None,
         return fallback(f"low confidence {conf:.2f} < {min_confidence:.2f}",
                         (acq.z_um, img))
     target = acq.z_um - acq.score
+    if abs(acq.score) <= head.dof_um and not head.sign_usable:
+        # predicted within 1 DoF, but this head's side of focus is no better than chance:
+        # a move of that size would go either way, so stay and confirm instead
+        target = acq.z_um
+        run.info["singleshot_stayed"] = "within 1 DoF, side unknown: no move"
     acq2, img2 = ctx.acquire(target, score)  # the one move; the guard refuses, never clamps
     if not math.isfinite(acq2.score):
         run.stop_reason = "moved once; the confirming image gave no finite prediction"
