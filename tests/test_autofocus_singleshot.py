@@ -166,3 +166,23 @@ def test_sign_gate_uses_the_lower_bound_of_the_cv_accuracy(astig_stack, astig_ca
     assert far and all(conf == 0.0 for conf in far)  # no side without a usable sign
     legacy = dataclasses.replace(head, cv={"cv_sign_accuracy": 0.64})
     assert legacy.sign_usable  # heads fitted before the bound: the point value rule
+
+
+def test_within_one_dof_without_a_usable_side_stays_and_confirms(astig_stack, astig_cal):
+    """A head whose side of focus is no better than chance must not move on a
+    within-1-DoF prediction (the move would go either way): it stays and confirms."""
+    import dataclasses
+
+    head = astig_cal.singleshot
+    blind = dataclasses.replace(head, cv=dict(head.cv, cv_sign_lower95=0.5))
+    assert not blind.sign_usable
+    cal = dataclasses.replace(astig_cal, singleshot=blind)
+    m = SimulatedMicroscope(astig_stack, 1.0, focus_index=12, name="astig", seed=9,
+                            offset_um=1.0, start_um=1.0 + 12 + 0.5)
+    run = run_autofocus(m, "singleshot", calibration=cal)
+    first = run.acquisitions[0]
+    assert abs(first.score) <= blind.dof_um and first.stats["confidence"] >= 0.5
+    assert run.ok and run.method_used == "singleshot", run.stop_reason
+    assert run.info["singleshot_stayed"]
+    assert run.acquisitions[1].z_um == pytest.approx(first.z_um)
+    assert run.final_z_um == pytest.approx(first.z_um)
