@@ -159,3 +159,35 @@ def test_noise_patches_cover_every_type_without_structure() -> None:
     assert raw.shape == (80, 84, 84) and raw.min() >= 0.0
     speckle = raw[types == NOISE_TYPES.index("speckle")]
     assert np.median((speckle == 0).mean(axis=(1, 2))) > 0.25  # zero-inflated (clipped)
+
+
+def _lag1(x: np.ndarray, axis: int) -> float:
+    a = np.moveaxis(x, axis, -1)
+    return float(np.corrcoef(a[..., :-1].ravel(), a[..., 1:].ravel())[0, 1])
+
+
+def test_correlated_detector_noise_like_a_resampled_point_scanner() -> None:
+    """corr_p: the noise (not the signal) gets neighbour correlation like the NEUBIAS golgi
+    background (0.3-0.5), keeps its standard deviation, and far planes stay zero-inflated."""
+    from napari_focusqa.training.sectioning import DetectorModel, correlate_noise
+
+    rng = np.random.default_rng(5)
+    expected = np.zeros((6, 84, 84))
+    expected[:, :, 40:] = 100.0  # a sharp edge
+    white = expected + rng.normal(0.0, 10.0, expected.shape)
+    out = correlate_noise(white, expected, rng, 1.0, (0.8, 1.2))
+    noise = out - expected
+    assert _lag1(white - expected, 2) == pytest.approx(0.0, abs=0.05)
+    assert _lag1(noise, 2) > 0.5 and _lag1(noise, 1) > 0.5
+    np.testing.assert_allclose(noise.std(axis=(1, 2)), (white - expected).std(axis=(1, 2)),
+                               rtol=1e-6)
+    # no noise -> the signal comes back untouched (labels stay geometric)
+    np.testing.assert_array_equal(correlate_noise(expected, expected, rng, 1.0, (1.0, 1.0)),
+                                  expected)
+    det = DetectorModel(offset_frac=(-0.3, 0.0), corr_p=1.0)
+    empty = det.apply(np.zeros((16, 84, 84), np.float32), rng)
+    assert np.median((empty == 0).mean(axis=(1, 2))) > 0.3
+    lag = [_lag1(p, 1) for p in empty if p.std() > 0]
+    assert np.median(lag) > 0.2
+    plain = DetectorModel(offset_frac=(-0.3, 0.0)).apply(np.zeros((16, 84, 84), np.float32), rng)
+    assert np.median([_lag1(p, 1) for p in plain if p.std() > 0]) < 0.1

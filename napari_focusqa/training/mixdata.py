@@ -75,11 +75,14 @@ def _crop(bank: np.ndarray, image: np.ndarray, corners: np.ndarray, rich: np.nda
 
 def make_mixed_set(sources: list[Source], sparse: list[Source], z_um: list[float],
                    optics: Optics, per_level: int, seed: int, norm: dict[str, Any],
-                   camera: NoiseModel, n_noise: int) -> PatchSet:
+                   camera: NoiseModel, n_noise: int,
+                   detector: DetectorModel | None = None) -> PatchSet:
     """Sectioned defocus of every source (one random modality each), sparse sources under
-    every modality, and ``n_noise`` noise patches; deterministic in its arguments."""
+    every modality, and ``n_noise`` noise patches; deterministic in its arguments.
+    ``detector`` (default :class:`DetectorModel()`) images the confocal patches and the
+    speckle noise patches."""
     rng = np.random.default_rng([seed, 4242])
-    detector = DetectorModel()
+    detector = detector or DetectorModel()
     xs, lv, zz, st, fgs, src, kd = [], [], [], [], [], [], []
     jobs: list[tuple[int, Source, str]] = []
     for si, s in enumerate(sources):
@@ -116,7 +119,7 @@ def make_mixed_set(sources: list[Source], sparse: list[Source], z_um: list[float
             src.append(np.full(len(clean), si))
             kd.append(np.full(len(clean), KINDS.index(kind)))
     if n_noise:
-        raw, _ = noise_patches(n_noise, rng)
+        raw, _ = noise_patches(n_noise, rng, detector=detector)
         xs.append(normalise_patches(raw, norm).astype(np.float16))
         lv.append(np.full(n_noise, -1))
         zz.append(np.full(n_noise, np.nan, np.float32))

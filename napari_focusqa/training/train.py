@@ -143,10 +143,14 @@ def build_set(cfg: dict[str, Any], split: str, mix: bool = True,
     def mix_fn() -> D.PatchSet:
         sparse = mixdata.sparse_sources(
             int(mc["sparse_images"] if train else mc["sparse_images_test"]), seed, (size, size))
+        corr = mc.get("noise_corr") or {}
+        detector = mixdata.DetectorModel(
+            corr_p=float(corr.get("p", 0.0)),
+            corr_sigma=tuple(corr.get("sigma", (0.3, 1.2))))  # type: ignore[arg-type]
         return mixdata.make_mixed_set(
             sources, sparse, z_grid(cfg, split), optics_of(cfg),
             int(mc["per_level"] if train else mc["per_level_test"]), seed, cfg["normalisation"],
-            noise, int(mc["noise_patches"] if train else mc["noise_patches_test"]))
+            noise, int(mc["noise_patches"] if train else mc["noise_patches_test"]), detector)
 
     extra = cache(f"{split}-mix", {**keys, "mix": mc}, mix_fn) if cache else mix_fn()
     return mixdata.concat(base, extra)
