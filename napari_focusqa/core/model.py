@@ -20,6 +20,8 @@ from napari_focusqa.core.parallel import map_chunks
 TASKS = ("levels", "levels-stain", "distance")
 REQUIRED_FIELDS = ("id", "task", "onnx", "sha256", "patch_size", "input_normalisation")
 DEFAULT_BATCH = 256
+#: at most this many one-thread sessions per model (each holds its own memory arena)
+MAX_SESSIONS = 8
 
 
 def models_dirs() -> list[Path]:
@@ -126,8 +128,11 @@ class FocusModel:
 
     @property
     def n_threads(self) -> int:
-        """Threads this model runs on: ``threads``, else ``FOCUSQA_THREADS``, else every CPU."""
+        """Threads this model runs on: ``threads``, else ``FOCUSQA_THREADS``, else every CPU
+        this process may use."""
         n = self.threads or int(os.environ.get("FOCUSQA_THREADS", "0") or 0)
+        if not n and hasattr(os, "sched_getaffinity"):
+            n = len(os.sched_getaffinity(0))
         return n or os.cpu_count() or 1
 
     def _pool_sessions(self, n: int) -> list[Any]:
@@ -180,7 +185,7 @@ class FocusModel:
         spec = self.card["input_normalisation"]
         patch_name, stain_name = self._input_names()
         stain_idx = self.stain_index(stain)
-        n, total = self.n_threads, arr.shape[0]
+        n, total = min(self.n_threads, MAX_SESSIONS), arr.shape[0]
         # on n >= 2 threads: n one-thread sessions take chunks of about total / 4n patches
         # in turn (no per-layer barrier between threads: core.parallel); same numbers
         size = batch_size if n < 2 else min(batch_size, max(16, -(-total // (4 * n))))
