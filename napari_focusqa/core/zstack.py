@@ -87,27 +87,30 @@ class ChannelCurve:
         out = (sf - lo) / (hi - lo) if hi > lo else np.ones_like(sf)
         return np.where(self._has_structure, out, 0.0) if self._has_structure.any() else out
 
-    @property
-    def model_score(self) -> np.ndarray | None:
-        """``1 - expected_level / (K - 1)`` per plane (1 = level 0); 0 on ``no_structure``."""
+    def _model_score(self, sigma: float = 0.0) -> np.ndarray | None:
+        """``1 - expected_level / (K - 1)`` per plane, the level first smoothed along z by a
+        Gaussian of ``sigma`` planes (0: as is); 0 on ``no_structure``; None without a model."""
         lv = self.expected_level
         k = self.slices[0].num_classes if self.slices else None
         if lv is None or not k:
             return None
-        score = 1.0 - np.nan_to_num(lv, nan=k - 1.0) / max(k - 1, 1)
-        return np.where(self._has_structure, np.clip(score, 0.0, 1.0), 0.0)
+        lv = np.nan_to_num(lv, nan=k - 1.0)
+        if sigma > 0:
+            lv = _gauss_smooth(lv, sigma)
+        score = np.clip(1.0 - lv / max(k - 1, 1), 0.0, 1.0)
+        return np.where(self._has_structure, score, 0.0)
+
+    @property
+    def model_score(self) -> np.ndarray | None:
+        """``1 - expected_level / (K - 1)`` per plane (1 = level 0); 0 on ``no_structure``."""
+        return self._model_score()
 
     @property
     def fused_score(self) -> np.ndarray:
         """``sf_score * model_score`` (``sf_score`` alone without a model), the model's
         expected level smoothed along z first (:data:`MODEL_SMOOTH_PLANES`)."""
-        lv = self.expected_level
-        k = self.slices[0].num_classes if self.slices else None
-        if lv is None or not k:
-            return self.sf_score
-        smooth = _gauss_smooth(np.nan_to_num(lv, nan=k - 1.0), MODEL_SMOOTH_PLANES)
-        ms = np.clip(1.0 - smooth / max(k - 1, 1), 0.0, 1.0)
-        return self.sf_score * np.where(self._has_structure, ms, 0.0)
+        ms = self._model_score(MODEL_SMOOTH_PLANES)
+        return self.sf_score if ms is None else self.sf_score * ms
 
     @property
     def best_z_index_sf(self) -> int:
