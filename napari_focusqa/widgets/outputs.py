@@ -118,15 +118,26 @@ class OutputsWidget(FocusDock):
             raise FocusQAError("layers: no assessed image layer; run Assess focus first")
         return out
 
+    def _chosen_or_notify(self) -> list[tuple[Any, AssessedChannel]] | None:
+        """:meth:`chosen`, or None (and a notification) when no assessed layer is chosen."""
+        try:
+            return self.chosen()
+        except FocusQAError as exc:
+            self.runner.error(str(exc))
+            return None
+
+    @property
+    def _buttons(self) -> tuple[Any, ...]:
+        return (self.substack_btn, self.composite_btn, self.levelmap_btn, self.montage_btn)
+
     def _on_finished(self) -> None:
-        for b in (self.substack_btn, self.composite_btn, self.levelmap_btn, self.montage_btn):
+        for b in self._buttons:
             b.enabled = True
 
     def _start(self, fn: Any, *args: Any, desc: str) -> Any:
         w = self.runner.start(fn, *args, desc=desc, on_done=self._add_layers)
         if w is not None:
-            for b in (self.substack_btn, self.composite_btn, self.levelmap_btn,
-                      self.montage_btn):
+            for b in self._buttons:
                 b.enabled = False
             self.status.value = desc + "…"
         return w
@@ -159,10 +170,8 @@ class OutputsWidget(FocusDock):
         """Best plane(s) of every chosen channel as new layers."""
         from napari_focusqa.outputs import extract_substack
 
-        try:
-            chosen = self.chosen()
-        except FocusQAError as exc:
-            self.runner.error(str(exc))
+        chosen = self._chosen_or_notify()
+        if chosen is None:
             return None
         ref_name = self.form.reference.value
         ref_best = None
@@ -196,10 +205,8 @@ class OutputsWidget(FocusDock):
         """All-in-focus composite + height map of every chosen channel."""
         from napari_focusqa.outputs import composite_from_stack
 
-        try:
-            chosen = self.chosen()
-        except FocusQAError as exc:
-            self.runner.error(str(exc))
+        chosen = self._chosen_or_notify()
+        if chosen is None:
             return None
         smooth = int(self.form.smooth.value)
         jobs = []
