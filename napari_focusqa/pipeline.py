@@ -197,7 +197,7 @@ def iter_planes(
                     yield plane, res
 
 
-def _stack_sf_ratios(path: str | os.PathLike[str], data: Any, ti: int) -> np.ndarray | None:
+def _stack_sf_ratios(path: str | os.PathLike[str], data: Any, ti: int) -> np.ndarray:
     """``(Z, C)`` SF of each plane at ``t = ti`` over its channel's best (NaN where a channel
     has no SF > 0); the same SF as :func:`assess_image` computes."""
     z_n, c_n = int(data.shape[1]), int(data.shape[2])
