@@ -47,17 +47,19 @@ def test_no_far_plane_of_a_confocal_stack_is_in_focus(name: str, focus: int, far
     assert "in_focus" not in called.values(), called
 
 
+@pytest.mark.parametrize("model", ["fqa-levels", "fqa-stain"])
 @pytest.mark.parametrize(("name", "focus", "far_um"), SECTIONED)
 def test_assess_on_a_confocal_stack_file_calls_no_far_plane_in_focus(
-    name: str, focus: int, far_um: float
+    name: str, focus: int, far_um: float, model: str
 ) -> None:
-    """`focusqa assess` / batch planes mode on the stack file: the planes keep their stack
-    context, so the far planes are not `in_focus` there either (the model alone, on a far
-    plane saved as its own file, still calls the golgi planes level 0: README misses)."""
+    """`focusqa assess` / batch planes mode on the stack file, with either shipped levels
+    model: the planes keep their stack context, so the far planes are not `in_focus` there
+    either (assessed one by one without the stack, `fqa-stain` still calls golgi planes 3-7
+    `in_focus`: README misses)."""
     from napari_focusqa.pipeline import assess_file, resolve_model
 
     path = require_shared(name)
-    res = assess_file(path, resolve_model(None), "planes")
+    res = assess_file(path, resolve_model(model), "planes")
     dz = res[0].source["z_um"] is not None and res[1].source["z_um"] - res[0].source["z_um"]
     assert dz
     far = {r.source["z_index"]: r.verdict for r in res
@@ -100,7 +102,20 @@ def test_confocal_speckle_planes_are_no_structure_not_in_focus() -> None:
     assert "in_focus" not in v
 
 
-def test_constant_and_noise_frames_are_never_in_focus() -> None:
+def test_golgi_far_planes_alone_are_out_of_focus_for_the_default_model() -> None:
+    """The retrained default model reads the far golgi planes (7.0-4.7 um from focus) as
+    defocused by itself, with no stack context (the first model called them level 0)."""
+    import tifffile
+
+    stack = tifffile.imread(require_shared("neubias_golgi_bfa_zstack.tif"))
+    for z in range(7):
+        r = assess_image(stack[z], MODEL)
+        assert r.verdict == "out_of_focus" and r.expected_level > 3.0, (z, r.expected_level)
+    assert assess_image(stack[18], MODEL).verdict == "in_focus"
+
+
+@pytest.mark.parametrize("model", ["fqa-levels", "fqa-stain"])
+def test_constant_and_noise_frames_are_never_in_focus(model: str) -> None:
     rng = np.random.default_rng(10)
     frames = [
         np.zeros((520, 696), np.uint16),
@@ -111,7 +126,7 @@ def test_constant_and_noise_frames_are_never_in_focus() -> None:
         ((rng.random((512, 512)) < 0.4) * rng.exponential(200.0, (512, 512))).astype(np.uint16),
     ]
     for fr in frames:
-        r = assess_image(fr, MODEL)
+        r = assess_image(fr, model)
         assert r.verdict == "no_structure" and r.in_focus is False
 
 
