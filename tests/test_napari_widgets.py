@@ -352,6 +352,8 @@ def test_bad_input_cancel_and_persisted_settings(make_napari_viewer, qtbot, shar
     levels = [c["id"] for c in list_models() if c.get("task") in ("levels", "levels-stain")]
     assert list(aw.form.model.choices) == levels + [SF_ONLY]
     assert aw.model_choice() == default_model_id()
+    # no card chosen: the "or card" field is empty (not the working directory)
+    assert aw.form.card.value is None and aw.form.card.line_edit.value == ""
     with pytest.raises(Exception, match="not an installed levels model"):
         aw.set_model("no-such-model")
     click(qtbot, aw.assess_btn)
@@ -407,6 +409,8 @@ def test_bad_input_cancel_and_persisted_settings(make_napari_viewer, qtbot, shar
     aw.form.stain.value = "actin"
     aw2 = AssessWidget(viewer)
     assert aw2.model_choice() == str(sharpness_model) and aw2.form.stain.value == "actin"
+    aw2.set_model(None)  # back to SF only: the card field empties again
+    assert aw2.model_choice() is None and aw2.form.card.line_edit.value == ""
     aw2.close()
 
 

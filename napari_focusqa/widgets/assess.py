@@ -43,12 +43,15 @@ def level_model_ids() -> list[str]:
     return [str(c["id"]) for c in list_models() if c.get("task") in LEVEL_TASKS]
 
 
-def _settings(model: str = SF_ONLY, card: Path = Path(), stain: str = AUTO_STAIN) -> None:
+def _settings(model: str = SF_ONLY, card: Path | None = None,
+              stain: str = AUTO_STAIN) -> None:
     """Assessment settings (the form; values are persisted between sessions)."""
 
 
 # real types for magicgui (this module postpones annotations)
-_settings.__annotations__ = {"model": str, "card": Path, "stain": str, "return": None}
+# ("card" is nullable: empty shows an empty field, not the working directory)
+_settings.__annotations__ = {"model": str, "card": Path | None, "stain": str,
+                             "return": None}
 
 
 def layer_stain(layer: Any) -> str:
@@ -169,12 +172,12 @@ class AssessWidget(FocusDock):
     def set_model(self, model: str | Path | None) -> None:
         """Select a model by id or card path; ``None`` selects "none (SF only)"."""
         if model is None:
-            self.form.card.value = Path()
+            self.form.card.value = None
             self.form.model.value = SF_ONLY
             return
         key = str(model)
         if key in self.form.model.choices:
-            self.form.card.value = Path()
+            self.form.card.value = None
             self.form.model.value = key
         elif Path(key).suffix == ".json":
             if not Path(key).is_file():
