@@ -22,8 +22,10 @@ twoshot (no calibration; needs the optics), classic (Brent on SF). Failed runs c
 misses. "wrong dir." = the first move went away from focus (starts > 1 DoF away);
 fewshot and classic probe both sides by design. Prints one markdown table.
 
-Usage: ``python benchmarks/bench_autofocus.py [--seeds 2] [--starts 21] [--quick]``
-(the simulated stacks are cached in ``--cache``).
+Usage: ``python benchmarks/bench_autofocus.py [--seeds 2] [--starts 21] [--quick]
+[--methods twoshot,classic] [--cases born,deconwolf]`` (``--methods``: only these methods'
+rows; ``--cases``: only cases whose name contains one of these words, any case; the
+simulated stacks are cached in ``--cache``).
 """
 
 from __future__ import annotations
@@ -125,13 +127,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--starts", type=int, default=21)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help="comma-separated subset of " + ",".join(METHODS))
+    ap.add_argument("--cases", default="",
+                    help="comma-separated words; only cases whose name contains one")
     ap.add_argument("--cache", default=os.path.join(os.environ.get("TMPDIR", "/tmp"),
                                                     "focusqa_bench_autofocus"))
     a = ap.parse_args(argv)
     if a.quick:
         a.seeds, a.starts = 1, 11
+    methods = [m.strip() for m in a.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        ap.error(f"--methods: expected a comma-separated subset of {','.join(METHODS)}, "
+                 f"got {a.methods!r}")
+    words = [w.strip().lower() for w in a.cases.split(",") if w.strip()]
     rows = []
     for case in cases(Path(a.cache)):
+        if words and not any(w in case["name"].lower() for w in words):
+            continue
         cm = _scope(case, case["a"], seed=12345)
         lo, hi = cm.travel
         t = time.perf_counter()
@@ -144,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{cal.moffat['z0'] - cm.true_focus_um:+.3f} µm from the documented one; head "
               f"CV {head.cv if head else None} ({time.perf_counter() - t:.1f} s)",
               file=sys.stderr)
-        for method in METHODS:
+        for method in methods:
             imgs, errs, wrong, far, fails, nofb, n, reasons = [], [], 0, 0, 0, 0, 0, []
             for seed in range(a.seeds):
                 rng = np.random.default_rng(1000 + seed)

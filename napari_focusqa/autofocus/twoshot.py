@@ -131,8 +131,63 @@ class LevelGeometry:
         z = self.z_for_diameter(d)
         sat = d >= self.saturation_px
         st.update(expected_level=float(res.expected_level or 0.0), blur_diameter_px=d,
-                  abs_dz_um=z, saturated=sat)
+                  abs_dz_um=z, saturated=sat, levels_p=[float(v) for v in p])
         return z, sat, st
+
+    def level_index(self, dist_um: np.ndarray, floor_um: float) -> np.ndarray:
+        """Continuous level index (interpolated in D², clamped to the levels) of an
+        image ``dist_um`` from focus whose in-focus reading is ``floor_um``."""
+        zz2 = np.asarray(dist_um, dtype=np.float64) ** 2 + floor_um**2
+        d2 = zz2 * (2.0 * self.optics.na / (self.optics.immersion_n * self.px)) ** 2
+        d2 = d2 + self.airy_px**2
+        return np.interp(d2, self.diameters**2, np.arange(len(self.diameters), dtype=float))
+
+    def log_likelihood(self, p: np.ndarray, dist_um: np.ndarray, floor_um: float,
+                       ) -> np.ndarray:
+        """``log(P(level at dist_um) + LIK_FLOOR)`` from one image's level posterior
+        ``p`` (linear between the two nearest levels)."""
+        lv = self.level_index(dist_um, floor_um)
+        i = np.minimum(np.floor(lv).astype(int), len(p) - 2)
+        w = lv - i
+        return np.asarray(np.log(p[i] * (1.0 - w) + p[i + 1] * w + LIK_FLOOR))
+
+
+#: probability added to every level before the log: one image's posterior may be wrong
+#: (a bimodal or misplaced posterior never vetoes a focus the other image supports)
+LIK_FLOOR = 0.02
+#: candidate foci whose pair log-likelihood is within this of the best are "as likely"
+LIK_TOL = math.log(2.0)
+#: in-focus reading floor (the model's reading at focus) allowed, as a fraction of z_sat
+FLOOR_MAX_FRAC = 0.5
+
+
+def solve_focus_posterior(geom: LevelGeometry, r1: tuple[float, np.ndarray],
+                          r2: tuple[float, np.ndarray], lo: float, hi: float,
+                          step: float) -> tuple[float, float, float, float]:
+    """Focus from two images' level posteriors ``(z, p)`` at known positions.
+
+    Every candidate focus ``f`` in ``[lo, hi]`` (grid ``step``) predicts each image's
+    level from its distance ``|z - f|`` through the geometry (a reading floor ``c``,
+    the model's unknown in-focus reading, added in quadrature and maximised over
+    ``0 … FLOOR_MAX_FRAC·z_sat``); the pair's log-likelihood is the sum of
+    ``log(P_i(level) + LIK_FLOOR)``. A bimodal posterior ("2.5 µm or beyond the
+    range") is resolved by the other image, and a reading beyond the range is a lower
+    bound by construction (the top level covers every larger distance).
+    Returns ``(f, best_lo, best_hi, floor)``: the most likely focus, the span of foci
+    within :data:`LIK_TOL` of it (a wide span: the pair does not locate focus, e.g.
+    both images beyond the model's range) and the floor at ``f``.
+    """
+    (z1, p1), (z2, p2) = r1, r2
+    n = int(min(max((hi - lo) / step, 1.0), 4000.0))
+    fs = np.linspace(lo, hi, n + 1)
+    floors = np.linspace(0.0, FLOOR_MAX_FRAC * geom.z_saturation_um, 11)
+    ll = np.stack([geom.log_likelihood(p1, np.abs(z1 - fs), c)
+                   + geom.log_likelihood(p2, np.abs(z2 - fs), c) for c in floors])
+    best = ll.max(axis=0)
+    j = int(np.argmax(best))
+    near = fs[best >= best[j] - LIK_TOL]
+    return (float(fs[j]), float(near.min()), float(near.max()),
+            float(floors[int(np.argmax(ll[:, j]))]))
 
 
 def solve_focus(r1: tuple[float, float, bool], r2: tuple[float, float, bool],
@@ -207,9 +262,27 @@ def twoshot(ctx: RunContext, geom: LevelGeometry, *, dof: float,
     acq2, _ = ctx.acquire(z2, score)
     r2 = reading(acq2)
     run.info["twoshot"]["readings_um"] = [[z1, a, sat1], list(r2)]
-    guessed = False
-    if sat1 and r2[2]:
-        toward = sf_side((z1, float(acq1.stats["sf"])), (acq2.z_um, float(acq2.stats["sf"])))
+    f, best_lo, best_hi, floor = solve_focus_posterior(
+        geom, (z1, np.asarray(acq1.stats["levels_p"])),
+        (acq2.z_um, np.asarray(acq2.stats["levels_p"])), lim.z_min_um, lim.z_max_um,
+        dof / 10.0)
+    run.info["twoshot"].update(likely_focus_um=[best_lo, best_hi], floor_um=floor)
+    sf1, sf2 = float(acq1.stats["sf"]), float(acq2.stats["sf"])
+    rule = "pair likelihood of the level posteriors (the readings' solve disagreed)"
+    f_pt = None if (sat1 and r2[2]) else solve_focus((z1, a, sat1), r2)
+    # the model calls the clearly blurrier image (SF) the nearer one by more than 1 DoF:
+    # its readings are not distances here (beyond its range); only the side is known
+    contradicts = (sf_side((z1, sf1), (acq2.z_um, sf2)) is not None
+                   and abs(a - r2[1]) > dof and (sf1 > sf2) != (a < r2[1]))
+    run.info["twoshot"]["sf_contradicts_levels"] = contradicts
+    guessed = f_pt is None or contradicts
+    if not guessed and f_pt is not None and (
+            sat1 or r2[2] or best_lo <= f_pt[0] <= best_hi):
+        f, rule = f_pt  # the readings' solve (confirmed by the posteriors when unflagged)
+    elif not guessed and best_hi - best_lo > zsat:
+        guessed = True  # the posteriors do not locate focus: both beyond the range
+    if guessed:
+        toward = sf_side((z1, sf1), (acq2.z_um, sf2))
         run.info["twoshot"]["sf_side"] = toward
         if toward is None:
             raise FocusQAError(
@@ -217,12 +290,11 @@ def twoshot(ctx: RunContext, geom: LevelGeometry, *, dof: float,
                 f"(> {zsat:.2f} µm) and their sharpness does not tell the side of focus; "
                 "no move towards focus was made, stage back at the start (start closer "
                 "or use fewshot)")
-        near = z1 if float(acq1.stats["sf"]) > float(acq2.stats["sf"]) else acq2.z_um
-        step = min(1.5 * zsat, lim.max_step_um)
-        f, rule = near + toward * step, "both saturated: SF side, bounded step of 1.5 z_sat"
-        guessed = True
-    else:
-        f, rule = solve_focus((z1, a, sat1), r2)
+        near = z1 if sf1 > sf2 else acq2.z_um
+        f = near + toward * min(1.5 * zsat, lim.max_step_um)
+        why = ("both saturated" if f_pt is None else "SF contradicts the levels"
+               if contradicts else "both beyond range (posteriors)")
+        rule = f"{why}: SF side, bounded step of 1.5 z_sat"
     run.info["twoshot"].update(focus_um=f, rule=rule)
     if not math.isfinite(f):
         raise FocusQAError("twoshot: non-finite focus estimate; the stage was not moved")
