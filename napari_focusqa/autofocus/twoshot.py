@@ -20,15 +20,25 @@ reads defocus too small — deconwolf 86 % within 1 DoF instead of 95 %). Diamet
    image 1, ``2 z_sat``, was tried: it overshoots near starts to the other side of focus,
    where one unsaturated reading has two candidates that the saturated image cannot
    tell apart; 64 % within 1 DoF on deconwolf instead of 86 %.)
-3. the focus from both readings (:func:`solve_focus`), then one move to it and a
-   confirming image. Exactly 2 + 1 images.
+3. the focus from both readings (:func:`solve_focus`), checked against the two
+   images' whole level posteriors (:func:`solve_focus_posterior`): kept when it lies
+   among the foci the posteriors find as likely as their best (within a factor 2);
+   otherwise the posteriors' own best focus; then one move to it and a confirming
+   image. Exactly 2 + 1 images.
 
-Both readings saturated: the levels cannot tell the side, but the images' spatial
-frequency can (the sharper image is the nearer one; :func:`sf_side`). When the SF of
-the pair differs by more than :data:`SF_SIDE_MIN` the run takes one guarded step of
-``1.5 z_sat`` from the sharper image towards focus and its confirming image; if that
-image still reads saturated the run fails (stage back at the start) — a bounded guess,
-never a search. When the SF does not tell either, the run fails without moving.
+Beyond the model's range a reading is not always flagged: on images blurred far past
+the largest training diameter the posterior can be bimodal ("2.5 µm or beyond the
+range"), and its RMS diameter then reads a mid value that the solve takes as a
+distance (Born–Wolf simulation, NA 0.75: ~5 µm read from 8 to 14 µm away). The pair's
+likelihood shows it as a plateau: every focus beyond the range is as likely. A plateau
+wider than ``z_sat``, two saturated readings, or a model that calls the clearly
+blurrier image (SF, :func:`sf_side`) the nearer one by more than 1 DoF mean the same:
+the levels cannot locate focus, but the images' spatial frequency gives the side (the
+sharper image is the nearer one). When the SF of the pair differs by more than
+:data:`SF_SIDE_MIN` the run takes one guarded step of ``1.5 z_sat`` from the sharper
+image towards focus and its confirming image; if that image still reads saturated the
+run fails (stage back at the start) — a bounded guess, never a search. When the SF
+does not tell either, the run fails without moving.
 """
 
 from __future__ import annotations
@@ -262,9 +272,13 @@ def twoshot(ctx: RunContext, geom: LevelGeometry, *, dof: float,
     acq2, _ = ctx.acquire(z2, score)
     r2 = reading(acq2)
     run.info["twoshot"]["readings_um"] = [[z1, a, sat1], list(r2)]
+    # candidate foci: inside the limits and within twice the top level's |Δz| of an
+    # image (farther, both images read the top level alike: the likelihood is flat)
+    reach = 2.0 * geom.z_for_diameter(float(geom.diameters[-1]))
     f, best_lo, best_hi, floor = solve_focus_posterior(
         geom, (z1, np.asarray(acq1.stats["levels_p"])),
-        (acq2.z_um, np.asarray(acq2.stats["levels_p"])), lim.z_min_um, lim.z_max_um,
+        (acq2.z_um, np.asarray(acq2.stats["levels_p"])),
+        max(lim.z_min_um, min(z1, z2) - reach), min(lim.z_max_um, max(z1, z2) + reach),
         dof / 10.0)
     run.info["twoshot"].update(likely_focus_um=[best_lo, best_hi], floor_um=floor)
     sf1, sf2 = float(acq1.stats["sf"]), float(acq2.stats["sf"])
