@@ -100,3 +100,59 @@ def test_widget_cancel_and_refusal(make_napari_viewer, qtbot):
     # fewshot without calibration: clear message, no worker
     w.form.method.value = "fewshot"
     assert w.autofocus() is None and "Calibrate first" in w.last_error
+
+
+def test_widget_twoshot_needs_no_calibration_but_the_optics(make_napari_viewer, qtbot):
+    """twoshot from the widget: with the file's optics (reader metadata) it runs with no
+    calibration (2 images + the final one); on a layer without optics it names the
+    missing field before anything moves, and the form's optics fields supply them."""
+    import tifffile
+
+    from napari_focusqa.widgets.autofocus import METHODS, AutofocusWidget
+
+    assert "twoshot" in METHODS
+    path = require_shared("deconwolf_dapi_widefield_zstack.tif")
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-focusqa")
+    w = AutofocusWidget(viewer)
+    for k in ("na", "wavelength_nm", "immersion_n", "pixel_size_um"):
+        getattr(w.form, k).value = 0.0  # persisted values of an earlier test: "from file"
+    m = w.connect_simulated(focus_index=19, offset_um=0.7, seed=4)
+    truth = m.true_focus_um
+    assert w.move_to(truth + 0.6)
+    w.form.method.value = "twoshot"
+    assert w.calibration is None
+    w.autofocus_btn.native.click()
+    qtbot.waitUntil(lambda: not w.running, timeout=180_000)
+    run = w.last_run
+    assert run is not None and run.ok, w.last_error
+    assert run.method_used == "twoshot" and run.images_used == 3
+    assert run.info["twoshot"]["optics"]["na"] == 1.45  # from the file's Info
+    assert abs(m.core.getPosition() - truth) <= run.dof_um == pytest.approx(0.468, abs=1e-3)
+    assert len(w.ax.lines[0].get_xdata()) == 3
+
+    # the same pixels without metadata: no NA anywhere -> named, nothing moves
+    viewer.add_image(tifffile.imread(path), name="bare")
+    w.layer.reset_choices()
+    m2 = w.connect_simulated("bare", focus_index=19, offset_um=0.7, seed=4)
+    start = m2.get_z()
+    w.form.method.value = "twoshot"
+    assert w.autofocus() is None
+    assert w.last_error.startswith("na:") and "optics fields" in w.last_error
+    assert m2.core.getPosition() == pytest.approx(start) and not w.running
+    # typed in the form: NA 1.45 oil, 461 nm, 0.13 µm pixels -> the same run as the file's
+    w.form.na.value, w.form.wavelength_nm.value = 1.45, 461.0
+    w.form.immersion_n.value, w.form.pixel_size_um.value = 1.515, 0.13
+    assert w.move_to(m2.true_focus_um + 0.6)
+    w.autofocus_btn.native.click()
+    qtbot.waitUntil(lambda: not w.running, timeout=180_000)
+    run2 = w.last_run
+    assert run2 is not None and run2.ok, w.last_error
+    o1, o2 = run.info["twoshot"]["optics"], run2.info["twoshot"]["optics"]
+    for k in ("na", "wavelength_nm", "immersion_n", "pixel_size_um", "dof_um"):
+        assert o2[k] == pytest.approx(o1[k], rel=1e-3), k
+    assert o2["assumed"] == []
+    assert abs(m2.core.getPosition() - m2.true_focus_um) <= run2.dof_um
+    # singleshot without a calibration is refused up front, like fewshot
+    w.form.method.value = "singleshot"
+    assert w.autofocus() is None and "Calibrate first" in w.last_error

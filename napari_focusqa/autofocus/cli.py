@@ -61,32 +61,12 @@ def _microscope(args: argparse.Namespace, start_um: float | None) -> Any:
 
 def _optics(args: argparse.Namespace, microscope: Any) -> Any:
     """The microscope's optics (file metadata) with any of --na/--wavelength-nm/
-    --immersion-n/--pixel-size-um overriding; defaulted fields are marked ``assumed``."""
-    from napari_focusqa.autofocus.optics import DEFAULT_WAVELENGTH_NM, Optics
+    --immersion-n/--pixel-size-um overriding (:func:`~napari_focusqa.autofocus.optics.
+    optics_for`)."""
+    from napari_focusqa.autofocus.optics import optics_for
 
-    base = getattr(microscope, "optics", None)
-    na = args.na if args.na is not None else getattr(base, "na", None)
-    if na is None:
-        return None
-    assumed = set(getattr(base, "assumed", ()) if base is not None else
-                  ("wavelength_nm", "immersion_n"))
-    wl, n = getattr(base, "wavelength_nm", None), getattr(base, "immersion_n", None)
-    if args.wavelength_nm is not None:
-        wl = args.wavelength_nm
-        assumed.discard("wavelength_nm")
-    if args.immersion_n is not None:
-        n = args.immersion_n
-        assumed.discard("immersion_n")
-    if wl is None:
-        wl = DEFAULT_WAVELENGTH_NM
-        assumed.add("wavelength_nm")
-    if n is None:
-        n = 1.515 if na > 1.33 else 1.333 if na > 1 else 1.0
-        assumed.add("immersion_n")
-    px = args.pixel_size_um or getattr(base, "pixel_size_um", None) or \
-        (microscope.info() or {}).get("pixel_size_um")
-    return Optics(na=na, wavelength_nm=wl, immersion_n=n, pixel_size_um=px,
-                  assumed=tuple(sorted(assumed)))
+    return optics_for(microscope, na=args.na, wavelength_nm=args.wavelength_nm,
+                      immersion_n=args.immersion_n, pixel_size_um=args.pixel_size_um)
 
 
 def _limits(args: argparse.Namespace, microscope: Any) -> Any:
@@ -160,7 +140,6 @@ def cmd_autofocus(args: argparse.Namespace) -> int:
         cal_note = "auto: calibrated on the same stack (separate simulated run)"
     optics = _optics(args, m)
     run = run_autofocus(m, args.method, calibration=cal, limits=lim,
-                        dof_um=None if cal is not None else getattr(optics, "dof_um", None),
                         max_images=args.max_images, optics=optics,
                         min_confidence=args.min_confidence)
     if cal_note:

@@ -124,3 +124,43 @@ def optics_from_info(info: str | None, pixel_size_um: float | None = None) -> Op
                       assumed=tuple(assumed))
     except FocusQAError:
         return None
+
+
+def optics_for(microscope: Any, *, na: float | None = None,
+               wavelength_nm: float | None = None, immersion_n: float | None = None,
+               pixel_size_um: float | None = None) -> Optics | None:
+    """The microscope's optics (file metadata / configuration) with any of the given
+    fields overriding (the CLI's ``--na/--wavelength-nm/--immersion-n/--pixel-size-um``,
+    the autofocus widget's optics fields; ``None`` = not given, and a pixel size of 0
+    too).
+
+    Fields neither given nor known are defaulted and marked ``assumed`` (enough for a
+    depth of field, refused by the two-shot search). None when no NA is known.
+    """
+    base = getattr(microscope, "optics", None)
+    na = na if na is not None else getattr(base, "na", None)
+    if na is None:
+        return None
+    assumed = set(getattr(base, "assumed", ()) if base is not None else
+                  ("wavelength_nm", "immersion_n"))
+    wl, n = getattr(base, "wavelength_nm", None), getattr(base, "immersion_n", None)
+    if wavelength_nm is not None:
+        wl = wavelength_nm
+        assumed.discard("wavelength_nm")
+    if immersion_n is not None:
+        n = immersion_n
+        assumed.discard("immersion_n")
+    if wl is None:
+        wl = DEFAULT_WAVELENGTH_NM
+        assumed.add("wavelength_nm")
+    if n is None:
+        n = 1.515 if na > 1.33 else 1.333 if na > 1 else 1.0
+        assumed.add("immersion_n")
+    px = pixel_size_um or getattr(base, "pixel_size_um", None)
+    if not px:
+        try:
+            px = (microscope.info() or {}).get("pixel_size_um")
+        except Exception:  # a device that cannot say: the pixel size stays unknown
+            px = None
+    return Optics(na=float(na), wavelength_nm=float(wl), immersion_n=float(n),
+                  pixel_size_um=px, assumed=tuple(sorted(assumed)))

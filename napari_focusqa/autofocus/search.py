@@ -62,6 +62,16 @@ def _microscope_dof(microscope: Any) -> float | None:
     return None if not optics else float(optics.get("dof_um") or 0) or None
 
 
+def _given_dof(optics: Optics | dict[str, Any] | None) -> float | None:
+    """DoF of optics passed to a run (an :class:`Optics` or its dict), if valid."""
+    if isinstance(optics, dict):
+        try:
+            optics = Optics.from_dict(optics)
+        except (FocusQAError, KeyError, TypeError, ValueError):
+            return None
+    return None if optics is None else float(optics.dof_um)
+
+
 def run_autofocus(
     microscope: Any,
     method: str = "fewshot",
@@ -100,7 +110,8 @@ def run_autofocus(
     stain : str, optional
         Stain class for stain-aware models.
     dof_um : float, optional
-        Depth of field; defaults to the calibration's, else the microscope's optics.
+        Depth of field; defaults to the calibration's, else that of ``optics``, else
+        the microscope's optics.
     cancel : callable, optional
         Polled before every move/snap; True stops the run (status "cancelled").
     on_acquisition : callable, optional
@@ -154,7 +165,8 @@ def run_autofocus(
     lim = limits or default_limits(microscope)
     guard = StageGuard(microscope, lim, cancel=cancel)
     dof = dof_um or (calibration.dof_um if calibration is not None else None) or \
-        (geom.optics.dof_um if geom is not None else None) or _microscope_dof(microscope)
+        (geom.optics.dof_um if geom is not None else None) or _given_dof(optics) or \
+        _microscope_dof(microscope)
     run = AutofocusRun(method=method, start_z_um=guard.start_z, method_used=method,
                        dof_um=dof)
     if calibration is not None:

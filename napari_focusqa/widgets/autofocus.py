@@ -4,8 +4,12 @@ Connect a simulated microscope built from the chosen z-stack layer (a ``UniMMCor
 replaying the stack, see :mod:`napari_focusqa.autofocus.simulated`; the layer becomes a
 stack by :func:`napari_focusqa.pipeline.layer_to_stack`, the same rule as "Assess
 focus"), a Micro-Manager config file, or the shared ``CMMCorePlus.instance()``; set z
-limits and the maximum step; Snap / Move / Calibrate / Autofocus / Cancel. The settings
-are a persisted magicgui form. Calibration and autofocus run in the shared
+limits and the maximum step; Snap / Move / Calibrate / Autofocus / Cancel. Methods:
+fewshot and singleshot (need Calibrate first), twoshot (no calibration, but the optics:
+NA, emission wavelength, immersion index and pixel size from the file or the
+configuration, or typed into the optics fields, where 0 means "from the microscope";
+a missing one is named before anything moves) and classic. The settings are a persisted
+magicgui form. Calibration and autofocus run in the shared
 :class:`TaskRunner` (activity-dock progress, Cancel, notifications); every image lands
 in the "FocusQA microscope" layer and on the score-vs-z plot
 (:func:`napari_focusqa.plots.draw_autofocus`), with the chosen z marked.
@@ -27,16 +31,22 @@ from napari_focusqa.widgets._base import FocusDock
 from napari_focusqa.widgets._plot import PlotCanvas
 
 LIVE_LAYER = "FocusQA microscope"
-METHODS = ("fewshot", "singleshot", "classic")
+METHODS = ("fewshot", "singleshot", "twoshot", "classic")
+#: the optics fields of the form (0 = from the microscope: file metadata / configuration)
+OPTICS_FIELDS = ("na", "wavelength_nm", "immersion_n", "pixel_size_um")
 
 
 def _settings(z_min: float = 0.0, z_max: float = 0.0, max_step: float = 10.0,
-              target: float = 0.0, method: str = "fewshot", config: Path = Path()) -> None:
+              target: float = 0.0, method: str = "fewshot", na: float = 0.0,
+              wavelength_nm: float = 0.0, immersion_n: float = 0.0,
+              pixel_size_um: float = 0.0, config: Path = Path()) -> None:
     """Microscope settings (persisted)."""
 
 
 _settings.__annotations__ = {"z_min": float, "z_max": float, "max_step": float,
-                             "target": float, "method": str, "config": Path, "return": None}
+                             "target": float, "method": str, "na": float,
+                             "wavelength_nm": float, "immersion_n": float,
+                             "pixel_size_um": float, "config": Path, "return": None}
 
 
 def stack_of_layer(layer: Any, viewer: Any) -> tuple[np.ndarray, float]:
@@ -70,6 +80,14 @@ class AutofocusWidget(FocusDock):
                              max_step={"min": 0.001, "max": 1e4, "label": "max step (µm)"},
                              target={**big, "label": "go to z (µm)"},
                              method={"choices": list(METHODS)},
+                             na={"min": 0.0, "max": 1.7, "step": 0.01,
+                                 "label": "NA (0: from file)"},
+                             wavelength_nm={"min": 0.0, "max": 2000.0, "step": 1.0,
+                                            "label": "emission nm (0: from file)"},
+                             immersion_n={"min": 0.0, "max": 2.0, "step": 0.001,
+                                          "label": "immersion n (0: from file)"},
+                             pixel_size_um={"min": 0.0, "max": 100.0, "step": 0.001,
+                                            "label": "pixel µm (0: from file)"},
                              config={"filter": "*.cfg", "label": "MM config"})
         self.sim_btn = PushButton(text="Connect simulated")
         self.instance_btn = PushButton(text="Shared MM core")
@@ -136,6 +154,15 @@ class AutofocusWidget(FocusDock):
                 self.z_label.value = f"current z: {self.microscope.get_z():.3f} µm"
             except Exception as exc:  # a broken device must not kill the GUI
                 self.z_label.value = f"current z: ? ({exc})"
+
+    def optics(self) -> Any:
+        """The microscope's optics with the form's non-zero optics fields overriding
+        (None when no NA is known); the CLI's rule (:func:`~napari_focusqa.autofocus.
+        optics.optics_for`)."""
+        from napari_focusqa.autofocus.optics import optics_for
+
+        v = {k: float(getattr(self.form, k).value) or None for k in OPTICS_FIELDS}
+        return optics_for(self.microscope, **v)
 
     def limits(self) -> Any:
         from napari_focusqa.autofocus.safety import StageLimits
@@ -274,12 +301,22 @@ class AutofocusWidget(FocusDock):
         from napari_focusqa.autofocus.search import run_autofocus
 
         m, method, cal = self.microscope, str(self.form.method.value), self.calibration
-        if method == "fewshot" and cal is None:
-            self._error("Calibrate first (fewshot needs a calibration)")
+        if method in ("fewshot", "singleshot") and cal is None:
+            self._error(f"Calibrate first ({method} needs a calibration)")
+            return None
+        try:
+            optics = self.optics() if m is not None else None
+            if method == "twoshot" and m is not None:
+                from napari_focusqa.autofocus.twoshot import resolve_optics
+
+                resolve_optics(m, optics)  # names a missing field before anything moves
+        except FocusQAError as exc:
+            self._error(f"{exc} (in this widget: the optics fields of the form)")
             return None
 
         def job(lim: Any, *, emit: Any, cancel: Any) -> Any:
             return run_autofocus(m, method, calibration=cal, limits=lim, cancel=cancel,
+                                 optics=optics,
                                  on_acquisition=lambda acq, img: emit(item=(acq, img)))
 
         return self._start(job, self._on_run, f"Autofocus ({method})")
