@@ -10,7 +10,11 @@ focus at t = 0, ``AxesBasedAF(axes=("t", "p"))``) is run by pymmcore-plus' runne
 autofocus, over ``--seeds`` noise seeds. The calibration is acquired once per stack on a
 separate simulated run (other noise seed). Truth = documented focus + drift; never our
 metric. Prints: % of frames within 1 µm and within 1 DoF of the true focus, median
-|error|, images per autofocus event, frames with a verdict, QC time per frame.
+|error|, images per autofocus event, frames with a verdict, how often the verdict is
+right (``in_focus`` exactly when the frame is within 1 DoF of the true focus; frames
+called ``no_structure`` count as wrong) with the threshold used (the instrument's
+calibrated one, ``Calibration.in_focus_max_level``) and, from the same frames, with the
+model card's, QC time per frame.
 
 Part 2 (QC speed). 2048 × 2048 frames (a real stack's planes tiled) acquired at
 ``--fps`` frames/s through the runner; LiveQC (installed levels model, onnxruntime on
@@ -87,9 +91,9 @@ def part_drift(args) -> None:
           f"tilt 0.5 µm per 100 µm, positions 100 µm apart), {args.drift} µm/time point, "
           f"{args.seeds} seeds, QC model {None if model is None else model.id}\n")
     print("| stack | autofocus | frames | within 1 µm | within 1 DoF (DoF) | median abs error "
-          "µm | images/AF event (median, max) | AF failed | verdict | QC ms/frame (median) "
-          "| wall s/run |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "µm | images/AF event (median, max) | AF failed | verdict | verdict right: "
+          "calibrated (level <=) / card | QC ms/frame (median) | wall s/run |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, fn, _ch, focus in STACKS[: args.stacks]:
         path = DATA / fn
         if not path.exists():
@@ -104,6 +108,7 @@ def part_drift(args) -> None:
                       flush=True)
                 continue
             errs, imgs, qc, verd, failed, walls = [], [], [], [], 0, []
+            right, right_card, used = [], [], set()
             for seed in range(args.seeds):
                 t0 = time.perf_counter()
                 res = drift_run(path, focus, method, cal, seed + 1, args.timepoints, args.drift,
@@ -111,6 +116,14 @@ def part_drift(args) -> None:
                 walls.append(time.perf_counter() - t0)
                 errs += [abs(f["focus_error_um"]) for f in res.frames]
                 verd += [f["verdict"] is not None for f in res.frames]
+                thr = res.info["qc_in_focus_max_level"]
+                used.add(thr["used"])
+                for f in res.frames:
+                    near = abs(f["focus_error_um"]) <= cal.dof_um
+                    right.append((f["verdict"] == "in_focus") == near)
+                    card_in = (f["verdict"] not in (None, "no_structure")
+                               and f["predicted_level"] <= thr["card"])
+                    right_card.append(card_in == near)
                 qc += [f["qc_ms"] for f in res.frames if f["qc_ms"] is not None]
                 imgs += [a.images_used for a in res.autofocus_events]
                 failed += sum(a.status != "ok" for a in res.autofocus_events)
@@ -120,6 +133,8 @@ def part_drift(args) -> None:
             print(f"| {name} | {method} | {len(e)} | {100 * np.mean(e <= 1.0):.0f} % | "
                   f"{100 * np.mean(e <= dof):.0f} % ({dof:.2f} µm) | {np.median(e):.2f} | "
                   f"{im} | {failed} | {100 * np.mean(verd):.0f} % | "
+                  f"{100 * np.mean(right):.0f} % ({'/'.join(map(str, sorted(used)))}) / "
+                  f"{100 * np.mean(right_card):.0f} % | "
                   f"{np.median(qc) if qc else float('nan'):.1f} | {np.mean(walls):.2f} |",
                   flush=True)
     print()

@@ -245,3 +245,51 @@ def test_a_failing_listener_never_stops_live_qc(tmp_path):
     assert all(f["verdict"] is not None for f in res.frames)
     assert len(read_frames(tmp_path / "frames.csv")) == T
     assert len(res.info["qc_listener_errors"]) == T
+
+
+def test_qc_verdict_uses_the_instruments_calibrated_threshold(cal, tmp_path):
+    """deconwolf at NA 1.45 and 0.13 µm pixels: focus reads fqa-levels level ~2, so the
+    card's rule (level <= 1) calls every in-focus frame out_of_focus. A calibration made
+    with the QC model shifts the rule by the instrument's in-focus reading: in-focus
+    frames become in_focus, frames 5 DoF away stay out_of_focus, and the JSON says which
+    threshold was used."""
+    from napari_focusqa.acquire.session import qc_thresholds
+    from napari_focusqa.core.errors import FocusQAError
+    from napari_focusqa.core.model import load_model
+
+    model = load_model("fqa-levels")
+    t_cal = cal.in_focus_max_level(model)
+    assert t_cal is not None and model.in_focus_max_level < t_cal <= model.num_classes - 2
+    # b0 = the fitted Moffat valley's bottom (the instrument's in-focus reading)
+    b0 = cal.moffat["base"] - cal.moffat["amp"]
+    assert t_cal == model.in_focus_max_level + round(b0)
+    assert cal.in_focus_max_level(load_model("fqa-stain")) is None  # another model
+    with pytest.raises(FocusQAError, match="qc_threshold"):
+        qc_thresholds(model, cal, "loose")
+
+    T = 4
+    verdicts = {}
+    for rule in ("calibration", "card"):
+        s = _sim(timepoints=T)
+        seq = build_sequence(timepoints=T, interval_s=0, positions=1, z_um=s.base_focus_um,
+                             autofocus=False)
+        res = _run(s, seq, tmp_path / rule, method="none", calibration=cal, model=model,
+                   qc_threshold=rule)
+        assert all(abs(f["focus_error_um"]) <= 0.468 for f in res.frames)  # optics DoF
+        verdicts[rule] = [f["verdict"] for f in res.frames]
+        thr = res.info["qc_in_focus_max_level"]
+        assert thr == {"rule": rule, "card": 1, "calibration": t_cal,
+                       "used": t_cal if rule == "calibration" else 1}
+        assert [r["verdict"] for r in read_frames(tmp_path / rule / "frames.csv")] == \
+            verdicts[rule]
+    assert verdicts["calibration"] == ["in_focus"] * T
+    assert verdicts["card"] == ["out_of_focus"] * T
+    # 2.4 µm (5 optical DoF) from focus: still out of focus under the calibrated threshold
+    s = _sim(timepoints=T)
+    far = s.base_focus_um + 2.4
+    seq = build_sequence(timepoints=T, interval_s=0, positions=1, z_um=far, autofocus=False)
+    StageGuard(s.microscope, s.limits).travel_to(far)
+    res = run_acquisition(s.microscope, seq, limits=s.limits, method="none", calibration=cal,
+                          model=model, truth=s.truth)
+    assert res.info["qc_in_focus_max_level"]["used"] == t_cal
+    assert [f["verdict"] for f in res.frames] == ["out_of_focus"] * T

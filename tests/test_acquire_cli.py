@@ -45,7 +45,18 @@ def test_acquire_json_has_one_entry_per_frame(cal_file, tmp_path, capsys):
     assert f[(2, 1)]["true_focus_um"] == pytest.approx(19 * 0.3 + 0.8 + 0.5, abs=1e-3)
     table = tmp_path / "run.frames.csv"
     assert len(table.read_text().strip().splitlines()) == 1 + 6
-    assert "6 frame rows" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "6 frame rows" in out_text
+    # the verdicts use the calibration's threshold (made with the QC model), and say so
+    thr = d["qc_in_focus_max_level"]
+    assert thr["rule"] == "calibration" and thr["used"] == thr["calibration"] > thr["card"]
+    assert f"level <= {thr['used']}, calibrated" in out_text
+    rc = main(["acquire", "--stack", str(require_shared(STACK)), "--timepoints", "1",
+               "--autofocus", "none", "--calibration", str(cal_file), "--qc-threshold",
+               "card", "--json", str(tmp_path / "card.json"), "--focus-index", "19"])
+    d2 = json.loads((tmp_path / "card.json").read_text())
+    assert rc == 0 and d2["qc_in_focus_max_level"]["used"] == thr["card"]
+    assert "model card" in capsys.readouterr().out
 
 
 def _err_line(capsys):

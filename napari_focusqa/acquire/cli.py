@@ -102,7 +102,8 @@ def cmd_acquire(args: argparse.Namespace) -> int:
     model = None if fm is None else fm.id
     res = run_acquisition(m, seq, limits=limits, method=method, calibration=cal, model=fm,
                           table=table, truth=truth, reacquire=args.reacquire,
-                          on_fault=args.on_fault, before_event=before)
+                          on_fault=args.on_fault, before_event=before,
+                          qc_threshold=args.qc_threshold)
     d = res.to_dict()
     d.update(microscope=m.name, stack=args.stack, config=args.config, channel=args.channel,
              seed=args.seed, drift_um_per_timepoint=args.drift_um, table=table, qc_model=model,
@@ -127,14 +128,18 @@ def _print_summary(d: dict[str, Any]) -> None:
     print(line)
     counts = {v: verdicts.count(v) for v in sorted(set(verdicts), key=str)}
     sfrac = [f["structured_fraction"] for f in frames if f.get("structured_fraction") is not None]
-    print("  verdicts: " + ", ".join(f"{k}: {n}" for k, n in counts.items())
+    thr = d.get("qc_in_focus_max_level") or {}
+    used = thr.get("used")
+    rule = ("" if used is None else f" (in focus: level <= {used}, "
+            f"{'calibrated' if used == thr.get('calibration') and used != thr.get('card') else 'model card'})")
+    print("  verdicts: " + ", ".join(f"{k}: {n}" for k, n in counts.items()) + rule
           + (f"; structured fraction median {sorted(sfrac)[len(sfrac) // 2]:.2f}"
              if sfrac else ""))
 
 
 def register(subparsers: Any) -> None:
     """Add ``acquire`` to the ``focusqa`` parser."""
-    from napari_focusqa.acquire.session import AUTOFOCUS_CHOICES
+    from napari_focusqa.acquire.session import AUTOFOCUS_CHOICES, QC_THRESHOLDS
 
     a = subparsers.add_parser(
         "acquire", help="MDA time-lapse with FocusQA autofocus and live QC (pymmcore-plus)")
@@ -161,6 +166,10 @@ def register(subparsers: Any) -> None:
                    help="live results table (default: <json stem>.frames.csv)")
     a.add_argument("--model", default="",
                    help="QC levels model: id, card path or 'none' (default: installed)")
+    a.add_argument("--qc-threshold", choices=QC_THRESHOLDS, default="calibration",
+                   help="verdict threshold: the instrument's, from a --calibration made with "
+                        "the QC model (default; the card's without one), or the model "
+                        "card's")
     a.add_argument("--reacquire", action="store_true",
                    help="re-focus and re-acquire (once) a frame QC flags")
     a.add_argument("--on-fault", choices=("continue", "stop"), default="continue",

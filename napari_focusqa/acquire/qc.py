@@ -103,10 +103,14 @@ class LiveQC:
         engine: Any = None,
         reacquire: bool = False,
         alert_verdicts: tuple[str, ...] = ALERT_VERDICTS,
+        in_focus_max_level: int | None = None,
     ) -> None:
         from napari_focusqa.batch.sinks import CsvSink
 
         self.model = model
+        #: verdict threshold replacing the card's (the instrument's calibrated one,
+        #: :meth:`~napari_focusqa.autofocus.calibrate.Calibration.in_focus_max_level`)
+        self.in_focus_max_level = in_focus_max_level
         self.stain = stain
         self.truth = truth
         self.engine = engine
@@ -224,6 +228,8 @@ class LiveQC:
             return row, None
         t0 = time.perf_counter()
         res = assess_image(img, self.model, stain=self.stain)
+        if self.in_focus_max_level is not None and res.probabilities is not None:
+            res.in_focus_max_level = int(self.in_focus_max_level)
         t1 = time.perf_counter()
         row.update(verdict=res.verdict, expected_level=_r(res.expected_level),
                    predicted_level=res.predicted_level, certainty=_r(res.aggregate_certainty),

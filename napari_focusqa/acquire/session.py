@@ -128,6 +128,21 @@ class AcquisitionResult:
         }
 
 
+QC_THRESHOLDS = ("calibration", "card")
+
+
+def qc_thresholds(model: Any, calibration: Any, rule: str) -> dict[str, Any]:
+    """Verdict thresholds of a QC model: the card's, the calibration's (None unless the
+    calibration was made with this model) and the one ``rule`` uses."""
+    if rule not in QC_THRESHOLDS:
+        raise FocusQAError(f"qc_threshold: expected one of {QC_THRESHOLDS}, got {rule!r}")
+    card = getattr(model, "in_focus_max_level", None) if model is not None else None
+    cal = (calibration.in_focus_max_level(model)
+           if calibration is not None and model is not None else None)
+    used = cal if rule == "calibration" and cal is not None else card
+    return {"rule": rule, "card": card, "calibration": cal, "used": used}
+
+
 def run_acquisition(
     microscope: Any,
     sequence: Any,
@@ -144,8 +159,16 @@ def run_acquisition(
     before_event: list[Callable[[Any], None]] | None = None,
     on_frame: Callable[[dict[str, Any], Any, Any], None] | None = None,
     engine: FocusQAEngine | None = None,
+    qc_threshold: str = "calibration",
 ) -> AcquisitionResult:
     """Run ``sequence`` (blocking) with FocusQA autofocus and live QC.
+
+    ``qc_threshold``: ``"calibration"`` (default) judges frames by the instrument's
+    calibrated threshold when ``calibration`` was made with the QC model
+    (:meth:`~napari_focusqa.autofocus.calibrate.Calibration.in_focus_max_level`). Without
+    such a calibration, and with ``"card"``, the model card's threshold is used.
+    ``info["qc_in_focus_max_level"]`` records the card's threshold, the calibrated one and
+    the one used.
 
     Refuses (FocusQAError) when another sequence is already running on the core.
     """
@@ -160,7 +183,9 @@ def run_acquisition(
         microscope, limits, method=None if method == "none" else method,
         calibration=calibration, autofocus_options=autofocus_options, on_fault=on_fault)
     eng.before_event.extend(before_event or [])
-    qc = LiveQC(model, table=table, truth=truth, engine=eng, reacquire=reacquire)
+    thr = qc_thresholds(model, calibration, qc_threshold)
+    qc = LiveQC(model, table=table, truth=truth, engine=eng, reacquire=reacquire,
+                in_focus_max_level=thr["used"] if thr["used"] != thr["card"] else None)
     if on_frame is not None:
         qc.frameAssessed.connect(on_frame)
     previous = core.mda.set_engine(eng)
@@ -181,6 +206,7 @@ def run_acquisition(
             "reacquisitions": eng.n_reacquisitions,
             "returned_to_start": eng.returned_to_start,
             "qc_listener_errors": qc.listener_errors,
+            "qc_in_focus_max_level": thr,
             "limits": limits.to_dict()}
     return AcquisitionResult(frames=qc.rows, autofocus_events=eng.af_events,
                              faults=eng.faults, finish=finish,

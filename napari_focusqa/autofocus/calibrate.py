@@ -131,6 +131,27 @@ class Calibration:
                 out[above] = mof(z_rel[above]) + (self.blur[-1] - mof(np.array([hi]))[0])
         return out
 
+    def in_focus_max_level(self, model: Any) -> int | None:
+        """The verdict threshold for ``model`` on this instrument, or None.
+
+        A levels model calls a patch in focus at levels <= its card's
+        ``in_focus_max_level`` (``t``), which the model learnt at its training optics,
+        where focus reads level 0. An instrument whose focus reads level ``b0`` (fine
+        pixels, a high NA) shifts that rule by ``b0``. This returns
+        ``max(t, round(b0) + t)``, with ``b0`` the bottom of this calibration's fitted
+        Moffat valley (``base - amp``). Only a calibration of the same model gives it.
+        None when the calibration's score is another model or SF, or the fit is not finite.
+        """
+        mid = getattr(model, "id", None)
+        t = getattr(model, "in_focus_max_level", None)
+        k = getattr(model, "num_classes", None)
+        if mid is None or t is None or k is None or self.score_name != f"blur:{mid}":
+            return None
+        b0 = float(self.moffat.get("base", np.nan)) - float(self.moffat.get("amp", np.nan))
+        if not np.isfinite(b0):
+            return None
+        return int(min(max(int(t), int(round(max(b0, 0.0))) + int(t)), int(k) - 2))
+
     def scorer(self, stain: str | None = None) -> Scorer:
         if self.score_name == "blur:sf":
             return Scorer("blur")
