@@ -122,7 +122,12 @@ def stack_rows(spec: StackSpec, path: Path, model: Any) -> list[dict[str, Any]]:
     zcyx = np.asarray(img.zcyx(0))
     dz = spec.z_step_um or img.z_step_um
     small = min(zcyx.shape[-2:]) < 84
-    res = assess_stack(zcyx, None if small else model, z_step_um=dz)
+    from napari_focusqa.pipeline import image_airy_px
+
+    # the instrument's verdict threshold when the file records its optics, as every
+    # front end applies it (docs/verdicts.md)
+    res = assess_stack(zcyx, None if small else model, z_step_um=dz,
+                       airy_px=image_airy_px(img))
     rows = []
     for c in res.channels:
         nz = c.n_slices
@@ -134,6 +139,7 @@ def stack_rows(spec: StackSpec, path: Path, model: Any) -> list[dict[str, Any]]:
             "no_structure": float(np.mean([v == "no_structure" for v in c.verdicts])),
             "in_focus": float(np.mean([v == "in_focus" for v in c.verdicts])),
             "model": not small,
+            "thr": None if small else c.slices[0].in_focus_max_level,
         }
         if spec.focus is not None:
             f = spec.focus
@@ -167,10 +173,14 @@ def czi_rows(path: Path, model: Any) -> list[dict[str, Any]] | str:
         img = read_image(str(path))
     except Exception as exc:  # the reader names what it cannot do
         return f"{path.name}: skipped ({str(exc).splitlines()[0][:100]})"
+    from napari_focusqa.pipeline import image_airy_px
+
     data = np.asarray(img.data)
+    airy = image_airy_px(img)
     rows = []
     for c in range(data.shape[2]):
-        verdicts = [assess_image(data[0, z, c], model).verdict for z in range(data.shape[1])]
+        verdicts = [assess_image(data[0, z, c], model, airy_px=airy).verdict
+                    for z in range(data.shape[1])]
         rows.append({"stack": path.name, "ch": c, "nz": data.shape[1],
                      "no_structure": float(np.mean([v == "no_structure" for v in verdicts])),
                      "in_focus": float(np.mean([v == "in_focus" for v in verdicts]))})
@@ -289,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     hdr = (f"{'stack':<34}{'ch':>3}{'nz':>4}{'focus':>6}{'SF':>4}{'mod':>5}{'fus':>5}"
            f"{'errSF':>6}{'errM':>5}{'errF':>5}{'conf':>6}{'rho':>7}{'rho*':>7}{'far in-focus':>14}"
            f"{'alone':>7}"
-           f"{'no_str':>8}{'in_f':>6}")
+           f"{'no_str':>8}{'in_f':>6}{'thr':>5}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
@@ -300,10 +310,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{_fmt(r.get('err_sf')):>6}{_fmt(r.get('err_model')):>5}{_fmt(r.get('err_fused')):>5}"
               f"{r['confidence']:>6.2f}{_fmt(r.get('spearman')):>7}{_fmt(r.get('spearman_ns')):>7}{far:>14}"
               f"{alone:>7}"
-              f"{r['no_structure']:>8.2f}{r['in_focus']:>6.2f}")
+              f"{r['no_structure']:>8.2f}{r['in_focus']:>6.2f}{_fmt(r.get('thr')):>5}")
     print("  rho = Spearman(expected level, |z - focus|); rho* the same with no_structure "
           "planes ranked as the most defocused level; far in-focus = in a stack (with the "
-          "stack context), alone = the same planes assessed one by one")
+          "stack context), alone = the same planes assessed one by one; thr = the "
+          "verdict threshold (level <=): the card's, or the instrument's when the file "
+          "records its optics")
     for n in notes:
         print("  note:", n)
 

@@ -153,6 +153,29 @@ def _stains_of(path: str | os.PathLike[str], img: Any,
     return out
 
 
+def airy_px_of(info: Any, pixel_size_um: float | None) -> float | None:
+    """The Airy disc diameter (px) of an image whose description ``info`` (ImageJ
+    ``Info``, the reader's ``metadata["info"]``, or the optics text a CZI reader puts in
+    ``metadata["optics"]``) names an NA (``NA 1.45``, ``50x/1.2``;
+    the emission wavelength if given, else 520 nm) and whose pixel size is known; None
+    otherwise. It sets the verdict threshold for that instrument
+    (:func:`~napari_focusqa.core.assess.in_focus_max_level_for`; docs/verdicts.md)."""
+    from napari_focusqa.autofocus.optics import optics_from_info
+    from napari_focusqa.core.assess import airy_diameter_px
+
+    optics = optics_from_info(str(info) if info else None, pixel_size_um)
+    if optics is None:
+        return None
+    return airy_diameter_px(optics.na, optics.wavelength_nm, pixel_size_um)
+
+
+def image_airy_px(img: Any) -> float | None:
+    """:func:`airy_px_of` an :class:`~napari_focusqa.io.ImageData` (its optics text or
+    description, and its pixel size)."""
+    meta = img.metadata or {}
+    return airy_px_of(meta.get("optics") or meta.get("info"), img.pixel_size_um)
+
+
 def iter_planes(
     path: str | os.PathLike[str],
     model: ModelRef | Literal["default"] = "default",
@@ -166,7 +189,9 @@ def iter_planes(
 
     Yields ``(plane, FocusResult)``; the result's ``source`` names the file, channel,
     stain, ``z_index``/``z_um`` and, when the file has them, ``t_index`` and ``series``.
-    Planes of a z-stack (more than one z) keep their stack context, as in
+    When the file names the optics (an NA in its description and a pixel size) the
+    verdict threshold is that instrument's (:func:`airy_px_of`). Planes of a z-stack
+    (more than one z) keep their stack context, as in
     :func:`assess_file` ``mode="stack"``: ``stack_sf_ratio`` is the plane's SF over the best
     SF of its channel at that series and t, so a plane far less sharp than the best one of
     its own stack is never ``in_focus`` (:data:`~napari_focusqa.core.assess.MIN_STACK_SF_RATIO`).
@@ -181,6 +206,7 @@ def iter_planes(
     for s, img in iter_images(path, series=series):
         t_n, z_n, c_n = img.data.shape[:3]
         stains = _stains_of(path, img, wanted)
+        airy = image_airy_px(img)
         for ti in _t_indices(path, t_n, t):
             ratio = _stack_sf_ratios(path, img.data, ti) if z_n > 1 else None
             for z in range(z_n):
@@ -189,7 +215,8 @@ def iter_planes(
                                        c, img.channel_names[c], stains[c], z, img.z_step_um)
                     plane = np.asarray(img.data[ti, z, c])
                     try:
-                        res = assess_image(plane, fm, stain=stains[c], metrics=metrics, source=src)
+                        res = assess_image(plane, fm, stain=stains[c], metrics=metrics,
+                                           source=src, airy_px=airy)
                     except ImageError as exc:
                         raise ImageError(f"{path}: {exc}") from exc
                     if ratio is not None and np.isfinite(ratio[z, c]):
@@ -242,6 +269,7 @@ def _stack_results(
                         channels=None if channel is None else [channel],
                         metrics=metrics,
                         source=src,
+                        airy_px=image_airy_px(img),
                     )
                 )
             except ImageError as exc:
@@ -333,6 +361,8 @@ class LayerStack:
     leading_index: tuple[int, ...] = ()
     two_d: bool = False
     source: dict[str, Any] = field(default_factory=dict)
+    #: Airy disc diameter (px) when the metadata names the optics (:func:`airy_px_of`)
+    airy_px: float | None = None
 
     @property
     def n_slices(self) -> int:
@@ -367,7 +397,9 @@ def layer_to_stack(
     - z-step: ``metadata["focusqa"]["z_step_um"]`` (or ``metadata["z_step_um"]``, as the
       FocusQA reader writes it), else the layer's z scale when it is not the default
       1.0, else unknown (None);
-    - channel name and stain from the same metadata when present.
+    - channel name and stain from the same metadata when present;
+    - the optics (``info`` naming an NA, ``pixel_size_um``, as the reader writes them)
+      give ``airy_px``, the verdict threshold's input (:func:`airy_px_of`).
     """
     data = layer_or_data
     is_layer = hasattr(layer_or_data, "data") and hasattr(layer_or_data, "scale")
@@ -427,4 +459,14 @@ def layer_to_stack(
         leading_index=leading,
         two_d=two_d,
         source=src,
+        airy_px=_layer_airy_px(meta),
     )
+
+
+def _layer_airy_px(meta: dict[str, Any]) -> float | None:
+    try:
+        px = meta.get("pixel_size_um")
+        return airy_px_of(meta.get("optics") or meta.get("info"),
+                          None if px is None else float(px))
+    except (TypeError, ValueError):
+        return None

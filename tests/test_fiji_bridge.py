@@ -285,6 +285,13 @@ def test_shipped_model_best_slice_is_the_documented_focus(ij):
     assert int(imp.getCurrentSlice()) == out.best_z_index[0] + 1
     rows = table_to_records(out.table)
     assert [r["verdict"] for r in rows] == [s.verdict for s in out.result.planes()]
+    # the ImagePlus keeps the file's Info (NA 1.45, 461 nm) and pixel size: the verdicts
+    # use that instrument's threshold, as `focusqa zstack` does on the file
+    from napari_focusqa.pipeline import assess_file
+
+    cli = assess_file(require_shared(DECONWOLF), "default", mode="stack")[0]
+    assert [r["verdict"] for r in rows] == [s.verdict for s in cli.channels[0].slices]
+    assert rows[19]["verdict"] == "in_focus"
 
 
 @pytest.mark.java

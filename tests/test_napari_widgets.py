@@ -464,3 +464,29 @@ def test_every_plane_has_its_overlay_and_hover_shows_features(make_napari_viewer
     text = status["coordinates"] if isinstance(status, dict) else str(status)
     assert f"level: {int(pl.features['level'][i])}" in text, text
     assert "certainty" in text
+
+
+def test_assess_uses_the_files_optics_for_the_verdict(make_napari_viewer, qtbot):
+    """A file opened through the reader keeps its optics (deconwolf: NA 1.45, 461 nm,
+    0.13 µm); "Assess focus" with the default model then judges with that instrument's
+    threshold (level <= 2), as `focusqa assess` does: the documented focus plane 19 is
+    in_focus, plane 0 is not. The same pixels without metadata keep the card's rule."""
+    import tifffile
+
+    from napari_focusqa.core.model import default_model_id
+    from napari_focusqa.pipeline import assess_file
+
+    path = require_shared(DAPI)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(path), plugin="napari-focusqa")
+    viewer.add_image(tifffile.imread(path), name="bare")
+    aw, _ = _widgets(viewer)
+    aw.set_model(default_model_id())
+    aw.layers.value = [layer, viewer.layers["bare"]]
+    _click_assess(qtbot, aw, timeout=300_000)
+    by_name = {r.layer_name: r.records for r in aw.results}
+    rec = by_name[layer.name]
+    cli = [r.verdict for r in assess_file(path, default_model_id())]
+    assert [r["verdict"] for r in rec] == cli
+    assert rec[19]["verdict"] == "in_focus" and rec[0]["verdict"] == "out_of_focus"
+    assert by_name["bare"][19]["verdict"] == "out_of_focus"  # no optics: the card's rule

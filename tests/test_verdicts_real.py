@@ -159,3 +159,70 @@ def test_vendor_czi_empty_well_is_no_structure() -> None:
     cells = read_image(str(require_shared("czitools_DAPI_GFP.czi")))
     for c in range(cells.n_channels):  # DAPI and GFP cells: structure
         assert assess_image(np.asarray(cells.data)[0, 0, c], MODEL).structured_fraction > 0.2
+
+
+# --- the verdict threshold follows the optics the file records ------------------------
+def test_threshold_from_the_airy_disc_properties() -> None:
+    from napari_focusqa.core.assess import airy_diameter_px, in_focus_max_level_for
+    from napari_focusqa.core.model import load_model
+
+    fm = load_model("fqa-levels")
+    d = fm.card["blur_diameter_px"]
+    t = fm.in_focus_max_level
+    # the training optics (NA 0.5, 500 nm, 0.645 µm px) give level 0's diameter
+    assert airy_diameter_px(0.5, 500.0, 0.645) == pytest.approx(d[0], abs=0.01)
+    assert airy_diameter_px(None, 500.0, 0.1) is None
+    assert airy_diameter_px(1.4, 500.0, 0.0) is None
+    assert in_focus_max_level_for(fm, None) == t
+    assert in_focus_max_level_for(fm, d[0]) == t  # the training instrument: the card's
+    assert in_focus_max_level_for(fm, 2.0) == t  # coarser sampling never tightens it
+    # an Airy disc as wide as level i reads focus at level i: the tolerance moves with it
+    for i in range(1, 8):
+        assert in_focus_max_level_for(fm, d[i]) == min(t + i, len(d) - 2)
+    shifts = [in_focus_max_level_for(fm, a) for a in np.linspace(1.0, 60.0, 200)]
+    assert shifts == sorted(shifts) and max(shifts) == len(d) - 2
+
+
+def test_widefield_stack_with_recorded_optics_has_in_focus_planes() -> None:
+    """deconwolf: NA 1.45 oil, 461 nm and 0.13 µm pixels in the file, so the Airy disc is
+    5.97 px and focus reads level ~2. The card's rule (level <= 1) called every plane
+    out_of_focus, the documented focus (plane 19) too; the optics' threshold (2) calls
+    the planes within 1 DoF (0.47 µm: planes 18-20) in focus and the far ones out."""
+    from napari_focusqa.pipeline import assess_file, layer_to_stack
+
+    path = require_shared("deconwolf_dapi_widefield_zstack.tif")
+    res = assess_file(path, default_model_id())
+    verdict = {r.source["z_index"]: r.verdict for r in res}
+    assert {r.in_focus_max_level for r in res} == {2}
+    assert all(verdict[z] == "in_focus" for z in (18, 19, 20))
+    assert all(verdict[z] == "out_of_focus" for z in (*range(0, 12), *range(26, 40)))
+    # zstack, napari and Fiji take the same threshold from the same metadata
+    sr = assess_file(path, default_model_id(), mode="stack")[0]
+    assert [s.verdict for s in sr.channels[0].slices] == [verdict[z] for z in range(40)]
+    import tifffile
+
+    stack = tifffile.imread(path)
+    with_optics = layer_to_stack(stack, metadata={"focusqa": {
+        "info": "NA 1.45 oil, emission 461 nm", "pixel_size_um": 0.13}})
+    assert with_optics.airy_px == pytest.approx(5.97, abs=0.01)
+    bare = layer_to_stack(stack)  # no optics: the card's rule, no plane in focus
+    assert bare.airy_px is None
+    plain = assess_stack(stack[17:22], default_model_id(), airy_px=bare.airy_px)
+    assert all(s.verdict == "out_of_focus" for s in plain.channels[0].slices)
+
+
+def test_czi_optics_match_its_tiff() -> None:
+    """The CellDivision CZI's metadata names the objective (LensNA 1.2, water) and the
+    emission wavelengths; the TIFF's Info names 50x/1.2. Both give the same threshold, so
+    the same verdicts for every plane."""
+    from napari_focusqa.io import read_image
+    from napari_focusqa.pipeline import assess_file
+
+    czi = require_shared("czitools_CellDivision_T3_Z5_CH2_X240_Y170.czi")
+    tif = require_shared("czitools_celldivision_2ch_zstack.tif")
+    assert read_image(czi).metadata["optics"] == "NA 1.2, emission 517 nm, water"
+    a = assess_file(czi, default_model_id())
+    b = assess_file(tif, default_model_id())
+    assert len(a) == len(b) == 30
+    assert {r.in_focus_max_level for r in a} == {r.in_focus_max_level for r in b} == {4}
+    assert [r.verdict for r in a] == [r.verdict for r in b]

@@ -276,6 +276,8 @@ class FocusResult:
 
     def to_dict(self, *, patches: bool = False) -> dict[str, Any]:
         d = self.to_record()
+        if self.probabilities is not None:  # the verdict's threshold (optics-aware)
+            d["in_focus_max_level"] = int(self.in_focus_max_level)
         d["grid"] = None if self.grid is None else self.grid.to_dict()
         if patches:
             d["patches"] = self.patch_table()
@@ -284,6 +286,38 @@ class FocusResult:
 
 def _round(v: float | None, nd: int = 6) -> float | None:
     return None if v is None else round(float(v), nd)
+
+
+def airy_diameter_px(na: float | None, wavelength_nm: float | None,
+                     pixel_size_um: float | None) -> float | None:
+    """Diameter of the Airy disc (``2.44 λ / NA``) in pixels, or None when a value is
+    missing or not positive."""
+    vals = (na, wavelength_nm, pixel_size_um)
+    if any(v is None or not np.isfinite(v) or v <= 0 for v in vals):
+        return None
+    assert na is not None and wavelength_nm is not None and pixel_size_um is not None
+    return float(2.44 * wavelength_nm / 1000.0 / na / pixel_size_um)
+
+
+def in_focus_max_level_for(model: Any, airy_px: float | None) -> int:
+    """The verdict threshold of a levels model for an image whose in-focus blur (its
+    Airy disc) is ``airy_px`` pixels.
+
+    A model's levels are blur diameters (card ``blur_diameter_px``). Level 0 is the Airy
+    disc at the training optics, and the card's ``in_focus_max_level`` ``t`` is the
+    tolerance above it. An instrument whose Airy disc is larger in pixels (a high NA
+    sampled finely: deconwolf's NA 1.45 at 0.13 µm is 5.97 px against the training's
+    3.78 px) reads focus at level ``L0 = interp(airy_px, blur_diameter_px, levels)``.
+    The threshold is then ``t + round(L0)``, at most K − 2. It is the card's ``t`` when
+    ``airy_px`` is None or not larger than level 0, or when the card has no diameters.
+    """
+    t = int(getattr(model, "in_focus_max_level", 2))
+    card = getattr(model, "card", None) or {}
+    d = card.get("blur_diameter_px")
+    if airy_px is None or not d or len(d) < 3 or not np.isfinite(airy_px) or airy_px <= d[0]:
+        return t
+    l0 = float(np.interp(airy_px, d, np.arange(len(d), dtype=float)))
+    return int(min(t + int(round(l0)), len(d) - 2))
 
 
 def assess_image(
@@ -296,6 +330,7 @@ def assess_image(
     source: dict[str, Any] | None = None,
     cancel: Callable[[], bool] | None = None,
     structure_test: bool = True,
+    airy_px: float | None = None,
 ) -> FocusResult:
     """Assess one 2D image.
 
@@ -314,6 +349,10 @@ def assess_image(
     structure_test : bool
         False skips the per-patch structure test (``empty`` is None: every patch counts
         and the verdict is never ``no_structure``); for speed comparisons.
+    airy_px : float, optional
+        The image's Airy disc diameter in pixels (:func:`airy_diameter_px`, from the
+        optics a file records). It shifts the verdict threshold
+        (:func:`in_focus_max_level_for`); None keeps the card's.
     """
     from napari_focusqa.core.model import load_model
 
@@ -359,7 +398,7 @@ def assess_image(
         grid=grid,
         probabilities=probs.reshape(grid.rows, grid.cols, -1),
         model_id=fm.id,
-        in_focus_max_level=fm.in_focus_max_level,
+        in_focus_max_level=in_focus_max_level_for(fm, airy_px),
         metrics=vals,
         source=src,
         empty=empty,

@@ -289,6 +289,7 @@ def assess_stack(
     source: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     cancel: Callable[[], bool] | None = None,
+    airy_px: float | None = None,
 ) -> StackResult:
     """Assess every slice of every channel of a z-stack.
 
@@ -303,6 +304,8 @@ def assess_stack(
     channels : indices of the channels to assess (default all)
     progress : callable ``(done, total)`` called after each slice
     cancel : callable returning True to stop (raises :class:`Cancelled`)
+    airy_px : the Airy disc diameter in pixels when the optics are known (shifts the
+        verdict threshold: :func:`~napari_focusqa.core.assess.in_focus_max_level_for`)
     """
     from napari_focusqa.core.model import load_model
 
@@ -335,7 +338,8 @@ def assess_stack(
             rec_src = plane_source(src, c, names[c], st[c], z, z_step_um)
             results.append(
                 assess_image(
-                    zcyx[z, c], fm, stain=st[c], metrics=metrics, source=rec_src, cancel=cancel
+                    zcyx[z, c], fm, stain=st[c], metrics=metrics, source=rec_src, cancel=cancel,
+                    airy_px=airy_px,
                 )
             )
             done += 1

@@ -22,7 +22,12 @@ from napari_focusqa.io.image_data import (
     first_line,
     to_tzcyx,
 )
-from napari_focusqa.io.metadata import clean_channel_names, plate_fields, positive
+from napari_focusqa.io.metadata import (
+    clean_channel_names,
+    czi_optics,
+    plate_fields,
+    positive,
+)
 
 #: suffix -> (plugin module, pip package, format name)
 BIOIO_FORMATS: dict[str, tuple[str, str, str]] = {
@@ -135,6 +140,13 @@ def _scene(im: Any, path: str, index: int, scenes: list[str], label: str,
             extra = plate_fields(im.standard_metadata)
         except Exception:  # standard metadata is optional; pixels and names are not
             extra = {}
+    if label == "CZI":
+        try:
+            optics = czi_optics(im.metadata)
+        except Exception:  # optics are optional too
+            optics = None
+        if optics:
+            extra["optics"] = optics
     return ImageData(
         data=arr,
         path=path,

@@ -25,7 +25,7 @@ from napari_focusqa.io.image_data import (
     first_line,
     to_tzcyx,
 )
-from napari_focusqa.io.metadata import clean_channel_names, positive
+from napari_focusqa.io.metadata import clean_channel_names, czi_optics, positive
 
 
 def _channel_names(meta: Any) -> list[str | None]:
@@ -85,6 +85,7 @@ def read_czi_direct(path: str, *, lazy: bool = False,
         n_scenes = len(scenes)
         meta = czi.meta
         names = _channel_names(meta)
+        optics = czi_optics(meta)
         check_series_index(path, only, n_scenes)
         out = []
         for s in range(n_scenes) if only is None else [only]:
@@ -100,7 +101,8 @@ def read_czi_direct(path: str, *, lazy: bool = False,
                 data=canon, path=path, channel_names=clean_channel_names(names, nc),
                 z_step_um=_distance_um(meta, "Z"), pixel_size_um=_distance_um(meta, "X"),
                 original_axes=dims, series=s, n_series=n_scenes, format="czi",
-                metadata={"reader": "aicspylibczi (bioio-czi misreads this file)"},
+                metadata={"reader": "aicspylibczi (bioio-czi misreads this file)",
+                          **({"optics": optics} if optics else {})},
             ))
         return out
     except ImageError:

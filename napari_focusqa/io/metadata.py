@@ -145,3 +145,36 @@ def clean_channel_names(names: Any, n: int) -> list[str | None]:
             s = None
         out.append(s)
     return out + [None] * (n - len(out))
+
+
+def czi_optics(xml: Any) -> str | None:
+    """The objective's NA, the shortest emission wavelength and the immersion of a CZI's
+    metadata (an ``ElementTree`` element), as optics text in the form an ImageJ ``Info``
+    uses (``"NA 1.2, emission 517 nm, water"``), or None when the CZI names no NA. It goes
+    in ``ImageData.metadata["optics"]``, read by :func:`napari_focusqa.pipeline.airy_px_of`.
+    """
+    if xml is None or not hasattr(xml, "iter"):
+        return None
+
+    def numbers(tag: str) -> list[float]:
+        out = []
+        for e in xml.iter(tag):
+            try:
+                v = float(str(e.text).strip())
+            except (TypeError, ValueError):
+                continue
+            if v > 0:
+                out.append(v)
+        return out
+
+    na = numbers("LensNA")
+    if not na:
+        return None
+    parts = [f"NA {na[0]:g}"]
+    wl = [w for w in numbers("EmissionWavelength") if 200 <= w <= 2000]
+    if wl:
+        parts.append(f"emission {min(wl):g} nm")
+    imm = [str(e.text).strip().lower() for e in xml.iter("Immersion") if e.text]
+    if imm and imm[0] in ("oil", "water", "glycerol", "air"):
+        parts.append(imm[0])
+    return ", ".join(parts)

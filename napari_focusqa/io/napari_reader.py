@@ -182,6 +182,7 @@ def image_layers(img: ImageData) -> list[LayerData]:
                 "original_axes": img.original_axes,
                 "time_points": t,
                 "info": img.metadata.get("info"),
+                "optics": img.metadata.get("optics"),
                 "series": img.series,
                 "series_name": img.series_name,
                 "n_series": img.n_series,

@@ -31,6 +31,7 @@ class Job:
     translate: tuple[float, ...]
     two_d: bool
     source: dict[str, Any]
+    airy_px: float | None = None  # the optics' in-focus blur: sets the verdict threshold
 
     @property
     def n_planes(self) -> int:
@@ -60,7 +61,7 @@ def job_for(layer: Any, viewer: Any, stain: str) -> Job:
     ls = layer_to_stack(layer, current_step=layer_step(layer, viewer))
     return Job(layer.name, ls.zcyx, stain, ls.z_step_um, ls.leading_index,
                tuple(float(s) for s in layer.scale), tuple(float(t) for t in layer.translate),
-               ls.two_d, ls.source)
+               ls.two_d, ls.source, ls.airy_px)
 
 
 def run_jobs(jobs: list[Job], model_ref: Any, *, emit: Callable[..., None],
@@ -79,7 +80,8 @@ def run_jobs(jobs: list[Job], model_ref: Any, *, emit: Callable[..., None],
 
         sr = assess_stack(np.asarray(job.zcyx), fm, z_step_um=job.z_step_um,
                           channel_names=[job.layer_name], stains=[job.stain],
-                          source=job.source, progress=prog, cancel=cancel)
+                          source=job.source, progress=prog, cancel=cancel,
+                          airy_px=job.airy_px)
         offset += job.n_planes
         layer = overlay_layer(job, sr) if fm is not None else None
         out.append((job, sr, layer))
