@@ -103,8 +103,12 @@ def test_assess_click_on_real_hyperstack(make_napari_viewer, qtbot, sharpness_mo
     viewer.dims.set_point(0, 1.0)  # time point 1 of the TZYX layers
     _click_assess(qtbot, aw)
 
+    from napari_focusqa.pipeline import image_airy_px
+
     img = read_image(path)
-    core = assess_stack(img.data[1], sharpness_model, z_step_um=img.z_step_um)
+    # the layer keeps the CZI's optics (LensNA 1.2): the same verdict threshold as the CLI
+    core = assess_stack(img.data[1], sharpness_model, z_step_um=img.z_step_um,
+                        airy_px=image_airy_px(img))
     grid = make_grid((170, 240), 84)
     overlays = [ly for ly in viewer.layers if ly.name.endswith(" patches")]
     assert [ly.name for ly in overlays] == [f"{ly.name} patches" for ly in viewer.layers[:2]]
