@@ -12,9 +12,9 @@ separate simulated run (other noise seed). Truth = documented focus + drift; nev
 metric. Prints: % of frames within 1 µm and within 1 DoF of the true focus, median
 |error|, images per autofocus event, frames with a verdict, how often the verdict is
 right (``in_focus`` exactly when the frame is within 1 DoF of the true focus; frames
-called ``no_structure`` count as wrong) with the threshold used (the instrument's
-calibrated one, ``Calibration.in_focus_max_level``) and, from the same frames, with the
-model card's, QC time per frame.
+called ``no_structure`` count as wrong) with the threshold used (the instrument's: here
+the calibration's, ``Calibration.in_focus_max_level``) and, from the same frames, with
+the model card's, QC time per frame.
 
 Part 2 (QC speed). 2048 × 2048 frames (a real stack's planes tiled) acquired at
 ``--fps`` frames/s through the runner; LiveQC (installed levels model, onnxruntime on

@@ -269,21 +269,27 @@ def test_qc_verdict_uses_the_instruments_calibrated_threshold(cal, tmp_path):
 
     T = 4
     verdicts = {}
-    for rule in ("calibration", "card"):
+    # the simulated microscope knows deconwolf's optics (NA 1.45, 461 nm, 0.13 µm): their
+    # threshold (level <= 2, the same as `focusqa assess` on the file) applies when no
+    # calibration of the QC model is given
+    for rule, c in (("instrument", cal), ("card", cal), ("instrument", None)):
         s = _sim(timepoints=T)
         seq = build_sequence(timepoints=T, interval_s=0, positions=1, z_um=s.base_focus_um,
                              autofocus=False)
-        res = _run(s, seq, tmp_path / rule, method="none", calibration=cal, model=model,
+        key = f"{rule}-{'cal' if c is not None else 'optics'}"
+        res = _run(s, seq, tmp_path / key, method="none", calibration=c, model=model,
                    qc_threshold=rule)
         assert all(abs(f["focus_error_um"]) <= 0.468 for f in res.frames)  # optics DoF
-        verdicts[rule] = [f["verdict"] for f in res.frames]
+        verdicts[key] = [f["verdict"] for f in res.frames]
         thr = res.info["qc_in_focus_max_level"]
-        assert thr == {"rule": rule, "card": 1, "calibration": t_cal,
-                       "used": t_cal if rule == "calibration" else 1}
-        assert [r["verdict"] for r in read_frames(tmp_path / rule / "frames.csv")] == \
-            verdicts[rule]
-    assert verdicts["calibration"] == ["in_focus"] * T
-    assert verdicts["card"] == ["out_of_focus"] * T
+        used = 1 if rule == "card" else t_cal if c is not None else 2
+        assert thr == {"rule": rule, "card": 1, "calibration": None if c is None else t_cal,
+                       "optics": 2, "used": used}
+        assert [r["verdict"] for r in read_frames(tmp_path / key / "frames.csv")] == \
+            verdicts[key]
+    assert verdicts["instrument-cal"] == ["in_focus"] * T
+    assert verdicts["instrument-optics"] == ["in_focus"] * T
+    assert verdicts["card-cal"] == ["out_of_focus"] * T
     # 2.4 µm (5 optical DoF) from focus: still out of focus under the calibrated threshold
     s = _sim(timepoints=T)
     far = s.base_focus_um + 2.4

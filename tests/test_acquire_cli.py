@@ -49,7 +49,7 @@ def test_acquire_json_has_one_entry_per_frame(cal_file, tmp_path, capsys):
     assert "6 frame rows" in out_text
     # the verdicts use the calibration's threshold (made with the QC model), and say so
     thr = d["qc_in_focus_max_level"]
-    assert thr["rule"] == "calibration" and thr["used"] == thr["calibration"] > thr["card"]
+    assert thr["rule"] == "instrument" and thr["used"] == thr["calibration"] > thr["card"]
     assert f"level <= {thr['used']}, calibrated" in out_text
     rc = main(["acquire", "--stack", str(require_shared(STACK)), "--timepoints", "1",
                "--autofocus", "none", "--calibration", str(cal_file), "--qc-threshold",

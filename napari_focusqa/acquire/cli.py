@@ -130,8 +130,10 @@ def _print_summary(d: dict[str, Any]) -> None:
     sfrac = [f["structured_fraction"] for f in frames if f.get("structured_fraction") is not None]
     thr = d.get("qc_in_focus_max_level") or {}
     used = thr.get("used")
-    rule = ("" if used is None else f" (in focus: level <= {used}, "
-            f"{'calibrated' if used == thr.get('calibration') and used != thr.get('card') else 'model card'})")
+    src = "model card"
+    if used is not None and used != thr.get("card"):
+        src = "calibrated" if used == thr.get("calibration") else "from the optics"
+    rule = "" if used is None else f" (in focus: level <= {used}, {src})"
     print("  verdicts: " + ", ".join(f"{k}: {n}" for k, n in counts.items()) + rule
           + (f"; structured fraction median {sorted(sfrac)[len(sfrac) // 2]:.2f}"
              if sfrac else ""))
@@ -166,10 +168,10 @@ def register(subparsers: Any) -> None:
                    help="live results table (default: <json stem>.frames.csv)")
     a.add_argument("--model", default="",
                    help="QC levels model: id, card path or 'none' (default: installed)")
-    a.add_argument("--qc-threshold", choices=QC_THRESHOLDS, default="calibration",
-                   help="verdict threshold: the instrument's, from a --calibration made with "
-                        "the QC model (default; the card's without one), or the model "
-                        "card's")
+    a.add_argument("--qc-threshold", choices=QC_THRESHOLDS, default="instrument",
+                   help="verdict threshold: the instrument's (default: from a --calibration "
+                        "made with the QC model, else from the optics, else the card's) or "
+                        "the model card's")
     a.add_argument("--reacquire", action="store_true",
                    help="re-focus and re-acquire (once) a frame QC flags")
     a.add_argument("--on-fault", choices=("continue", "stop"), default="continue",

@@ -128,19 +128,43 @@ class AcquisitionResult:
         }
 
 
-QC_THRESHOLDS = ("calibration", "card")
+QC_THRESHOLDS = ("instrument", "card")
 
 
-def qc_thresholds(model: Any, calibration: Any, rule: str) -> dict[str, Any]:
-    """Verdict thresholds of a QC model: the card's, the calibration's (None unless the
-    calibration was made with this model) and the one ``rule`` uses."""
+def qc_thresholds(model: Any, calibration: Any, rule: str,
+                  microscope: Any = None) -> dict[str, Any]:
+    """Verdict thresholds of a QC model (docs/acquire.md, "Which threshold").
+
+    The returned dict holds four thresholds:
+    - ``card``: the card's own threshold;
+    - ``calibration``: the calibration's, None unless the calibration was made with this
+      model;
+    - ``optics``: the microscope's (:func:`~napari_focusqa.core.assess.
+      in_focus_max_level_for` of its Airy disc), None unless the NA and pixel size are
+      known;
+    - ``used``: the one ``rule`` picks. For ``"instrument"`` that is the calibration's,
+      else the optics', else the card's; for ``"card"`` it is the card's.
+    """
     if rule not in QC_THRESHOLDS:
         raise FocusQAError(f"qc_threshold: expected one of {QC_THRESHOLDS}, got {rule!r}")
     card = getattr(model, "in_focus_max_level", None) if model is not None else None
     cal = (calibration.in_focus_max_level(model)
            if calibration is not None and model is not None else None)
-    used = cal if rule == "calibration" and cal is not None else card
-    return {"rule": rule, "card": card, "calibration": cal, "used": used}
+    opt = None
+    if model is not None and microscope is not None:
+        from napari_focusqa.autofocus.optics import optics_for
+        from napari_focusqa.core.assess import airy_diameter_px, in_focus_max_level_for
+
+        try:
+            o = optics_for(microscope)
+        except FocusQAError:
+            o = None
+        airy = None if o is None else airy_diameter_px(o.na, o.wavelength_nm, o.pixel_size_um)
+        opt = None if airy is None else in_focus_max_level_for(model, airy)
+    used = card
+    if rule == "instrument":
+        used = cal if cal is not None else opt if opt is not None else card
+    return {"rule": rule, "card": card, "calibration": cal, "optics": opt, "used": used}
 
 
 def run_acquisition(
@@ -159,16 +183,16 @@ def run_acquisition(
     before_event: list[Callable[[Any], None]] | None = None,
     on_frame: Callable[[dict[str, Any], Any, Any], None] | None = None,
     engine: FocusQAEngine | None = None,
-    qc_threshold: str = "calibration",
+    qc_threshold: str = "instrument",
 ) -> AcquisitionResult:
     """Run ``sequence`` (blocking) with FocusQA autofocus and live QC.
 
-    ``qc_threshold``: ``"calibration"`` (default) judges frames by the instrument's
-    calibrated threshold when ``calibration`` was made with the QC model
-    (:meth:`~napari_focusqa.autofocus.calibrate.Calibration.in_focus_max_level`). Without
-    such a calibration, and with ``"card"``, the model card's threshold is used.
-    ``info["qc_in_focus_max_level"]`` records the card's threshold, the calibrated one and
-    the one used.
+    ``qc_threshold``: ``"instrument"`` (default) judges frames by the instrument's
+    threshold: the calibration's when ``calibration`` was made with the QC model
+    (:meth:`~napari_focusqa.autofocus.calibrate.Calibration.in_focus_max_level`), else the
+    one the microscope's optics give (NA and pixel size, as for files), else the card's;
+    ``"card"`` always uses the model card's. ``info["qc_in_focus_max_level"]`` records
+    them all and the one used (:func:`qc_thresholds`).
 
     Refuses (FocusQAError) when another sequence is already running on the core.
     """
@@ -183,7 +207,7 @@ def run_acquisition(
         microscope, limits, method=None if method == "none" else method,
         calibration=calibration, autofocus_options=autofocus_options, on_fault=on_fault)
     eng.before_event.extend(before_event or [])
-    thr = qc_thresholds(model, calibration, qc_threshold)
+    thr = qc_thresholds(model, calibration, qc_threshold, microscope)
     qc = LiveQC(model, table=table, truth=truth, engine=eng, reacquire=reacquire,
                 in_focus_max_level=thr["used"] if thr["used"] != thr["card"] else None)
     if on_frame is not None:
