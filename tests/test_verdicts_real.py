@@ -226,3 +226,55 @@ def test_czi_optics_match_its_tiff() -> None:
     assert len(a) == len(b) == 30
     assert {r.in_focus_max_level for r in a} == {r.in_focus_max_level for r in b} == {4}
     assert [r.verdict for r in a] == [r.verdict for r in b]
+
+
+def test_ome_tiff_objective_gives_the_same_verdicts_as_the_imagej_info(tmp_path) -> None:
+    """An OME-TIFF whose OME-XML names the objective (Instrument/Objective LensNA,
+    Immersion; the image's ObjectiveSettings) and the channel's EmissionWavelength reads
+    the same optics as deconwolf's ImageJ Info, so every plane gets the same verdict."""
+    import tifffile
+
+    from napari_focusqa.io import read_image
+    from napari_focusqa.pipeline import assess_file, image_airy_px
+
+    src = require_shared("deconwolf_dapi_widefield_zstack.tif")
+    st = tifffile.imread(src)
+    plain = tmp_path / "plain.ome.tif"
+    tifffile.imwrite(plain, st, ome=True, metadata={
+        "axes": "ZYX", "PhysicalSizeX": 0.13, "PhysicalSizeY": 0.13, "PhysicalSizeZ": 0.3,
+        "Channel": {"Name": ["DAPI"], "EmissionWavelength": [461.0]}})
+    with tifffile.TiffFile(plain) as t:
+        xml = t.ome_metadata
+    # the wavelength in µm (a TIFF description is 7-bit ASCII: µ as an XML reference)
+    xml = xml.replace('EmissionWavelength="461.0"',
+                      'EmissionWavelength="0.461" EmissionWavelengthUnit="&#181;m"')
+    xml = xml.replace('<Image ID="Image:0"', '<Instrument ID="Instrument:0"><Objective '
+                      'ID="Objective:0:0" LensNA="1.45" Immersion="Oil"/></Instrument>'
+                      '<Image ID="Image:0"', 1)
+    xml = xml.replace("<Pixels ID", '<ObjectiveSettings ID="Objective:0:0"/><Pixels ID', 1)
+    ome = tmp_path / "objective.ome.tif"
+    tifffile.imwrite(ome, st, description=xml, metadata=None)
+    img = read_image(ome)
+    assert img.format == "ome-tiff" and img.metadata["optics"] == "NA 1.45, emission 461 nm, oil"
+    assert image_airy_px(img) == pytest.approx(5.97, abs=0.01)
+    assert "optics" not in read_image(plain).metadata  # no objective: the card's rule
+    a = [r.verdict for r in assess_file(ome, default_model_id())]
+    b = [r.verdict for r in assess_file(src, default_model_id())]
+    assert a == b and a[19] == "in_focus"
+    assert [r.verdict for r in assess_file(plain, default_model_id())][19] == "out_of_focus"
+
+
+def test_ome_optics_parsing() -> None:
+    from napari_focusqa.io.metadata import ome_optics, optics_text
+
+    assert optics_text(None, [500.0], "oil") is None and optics_text(0.0, [], None) is None
+    assert optics_text(0.8, [], "Multi") == "NA 0.8"
+    ns = 'xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"'
+    xml = (f'<OME {ns}><Instrument ID="I:0"><Objective ID="O:0" LensNA="1.4" '
+           'Immersion="Oil"/><Objective ID="O:1" LensNA="0.3" Immersion="Air"/></Instrument>'
+           '<Image ID="Image:0"><ObjectiveSettings ID="O:1"/><Pixels><Channel '
+           'EmissionWavelength="520"/><Channel EmissionWavelength="610"/></Pixels></Image>'
+           '<Image ID="Image:1"><Pixels><Channel/></Pixels></Image></OME>')
+    # image 0 names objective O:1; image 1 names none and the file has two: unknown
+    assert ome_optics(xml) == ["NA 0.3, emission 520 nm, air", None]
+    assert ome_optics("<not xml") == [] and ome_optics(None) == []

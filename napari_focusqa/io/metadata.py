@@ -147,34 +147,81 @@ def clean_channel_names(names: Any, n: int) -> list[str | None]:
     return out + [None] * (n - len(out))
 
 
-def czi_optics(xml: Any) -> str | None:
-    """The objective's NA, the shortest emission wavelength and the immersion of a CZI's
-    metadata (an ``ElementTree`` element), as optics text in the form an ImageJ ``Info``
-    uses (``"NA 1.2, emission 517 nm, water"``), or None when the CZI names no NA. It goes
-    in ``ImageData.metadata["optics"]``, read by :func:`napari_focusqa.pipeline.airy_px_of`.
-    """
-    if xml is None or not hasattr(xml, "iter"):
+def optics_text(na: float | None, wavelengths_nm: list[float],
+                immersion: str | None) -> str | None:
+    """Optics in the form an ImageJ ``Info`` names them (``"NA 1.2, emission 517 nm,
+    water"``: the shortest emission wavelength), for ``ImageData.metadata["optics"]``
+    (read by :func:`napari_focusqa.pipeline.airy_px_of`); None without a positive NA."""
+    if na is None or not na > 0:
         return None
-
-    def numbers(tag: str) -> list[float]:
-        out = []
-        for e in xml.iter(tag):
-            try:
-                v = float(str(e.text).strip())
-            except (TypeError, ValueError):
-                continue
-            if v > 0:
-                out.append(v)
-        return out
-
-    na = numbers("LensNA")
-    if not na:
-        return None
-    parts = [f"NA {na[0]:g}"]
-    wl = [w for w in numbers("EmissionWavelength") if 200 <= w <= 2000]
+    parts = [f"NA {na:g}"]
+    wl = [w for w in wavelengths_nm if 200 <= w <= 2000]
     if wl:
         parts.append(f"emission {min(wl):g} nm")
-    imm = [str(e.text).strip().lower() for e in xml.iter("Immersion") if e.text]
-    if imm and imm[0] in ("oil", "water", "glycerol", "air"):
-        parts.append(imm[0])
+    imm = (immersion or "").strip().lower()
+    if imm in ("oil", "water", "glycerol", "air"):
+        parts.append(imm)
     return ", ".join(parts)
+
+
+def _positive_floats(values: Any) -> list[float]:
+    out = []
+    for v in values:
+        try:
+            f = float(str(v).strip())
+        except (TypeError, ValueError):
+            continue
+        if f > 0:
+            out.append(f)
+    return out
+
+
+def czi_optics(xml: Any) -> str | None:
+    """:func:`optics_text` of a CZI's metadata (an ``ElementTree`` element): the
+    objective's ``LensNA``, the channels' ``EmissionWavelength`` and ``Immersion``;
+    None when the CZI names no NA."""
+    if xml is None or not hasattr(xml, "iter"):
+        return None
+    na = _positive_floats(e.text for e in xml.iter("LensNA"))
+    imm = [str(e.text) for e in xml.iter("Immersion") if e.text]
+    return optics_text(na[0] if na else None,
+                       _positive_floats(e.text for e in xml.iter("EmissionWavelength")),
+                       imm[0] if imm else None)
+
+
+_TO_NM = {"nm": 1.0, "µm": 1000.0, "um": 1000.0, "pm": 0.001}
+
+
+def ome_optics(ome_xml: str | None) -> list[str | None]:
+    """:func:`optics_text` of every OME ``Image`` (file order): the ``Objective`` its
+    ``ObjectiveSettings`` names (else the file's only objective), its ``LensNA`` and
+    ``Immersion``, and the image's channels' ``EmissionWavelength`` (in nm); [] when the
+    XML is missing or unparsable."""
+    import xml.etree.ElementTree as ET
+
+    if not ome_xml:
+        return []
+    try:
+        root = ET.fromstring(ome_xml)
+    except ET.ParseError:
+        return []
+
+    def local(el: Any) -> str:
+        return str(el.tag).rsplit("}", 1)[-1]
+
+    objectives = {o.attrib.get("ID"): o for o in root.iter() if local(o) == "Objective"}
+    out: list[str | None] = []
+    for im in (e for e in root if local(e) == "Image"):
+        ref = next((e.attrib.get("ID") for e in im if local(e) == "ObjectiveSettings"), None)
+        obj = objectives.get(ref) if ref is not None else (
+            next(iter(objectives.values())) if len(objectives) == 1 else None)
+        na = _positive_floats([obj.attrib.get("LensNA")]) if obj is not None else []
+        wl = []
+        for ch in (e for e in im.iter() if local(e) == "Channel"):
+            w = _positive_floats([ch.attrib.get("EmissionWavelength")])
+            unit = ch.attrib.get("EmissionWavelengthUnit", "nm")
+            if w and unit in _TO_NM:
+                wl.append(w[0] * _TO_NM[unit])
+        out.append(optics_text(na[0] if na else None, wl,
+                               None if obj is None else obj.attrib.get("Immersion")))
+    return out

@@ -18,7 +18,7 @@ from napari_focusqa.io.image_data import (
     first_line,
     to_tzcyx,
 )
-from napari_focusqa.io.metadata import imagej_fields, ome_images
+from napari_focusqa.io.metadata import imagej_fields, ome_images, ome_optics
 
 
 def read_tiff(path: str, *, lazy: bool = False, only: int | None = None) -> list[ImageData]:
@@ -77,6 +77,7 @@ def _read_tiff(path: str, lazy: bool, only: int | None) -> list[ImageData]:
             check_size(path, sum(int(all_series[i].size) * all_series[i].dtype.itemsize
                                  for i in wanted))
             ome = ome_images(tif.ome_metadata) if tif.is_ome else []
+            optics = ome_optics(tif.ome_metadata) if tif.is_ome else []
             fmt = "ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff"
             for i in wanted:
                 series = all_series[i]
@@ -98,7 +99,9 @@ def _read_tiff(path: str, lazy: bool, only: int | None) -> list[ImageData]:
                     z_step_um=meta.get("z_step_um"),
                     pixel_size_um=meta.get("pixel_size_um"),
                     original_axes=series.axes,
-                    metadata={"info": meta["info"]} if meta.get("info") else {},
+                    metadata={**({"info": meta["info"]} if meta.get("info") else {}),
+                              **({"optics": optics[i]}
+                                 if i < len(optics) and optics[i] else {})},
                     series=i,
                     series_name=meta.get("series_name"),
                     n_series=len(all_series),
