@@ -494,3 +494,7 @@ def test_assess_uses_the_files_optics_for_the_verdict(make_napari_viewer, qtbot)
     assert [r["verdict"] for r in rec] == cli
     assert rec[19]["verdict"] == "in_focus" and rec[0]["verdict"] == "out_of_focus"
     assert by_name["bare"][19]["verdict"] == "out_of_focus"  # no optics: the card's rule
+    # the status line says why: the file's optics set the threshold
+    lines = aw.status.value.splitlines()
+    assert "in focus: level <= 2 (the file's optics: Airy disc 6.0 px)" in lines[0]
+    assert "optics" not in lines[1]

@@ -63,6 +63,17 @@ def layer_stain(layer: Any) -> str:
     return guess if guess != "generic" or st not in STAIN_CLASSES else str(st)
 
 
+def thresholds_note(job: Any, sr: Any) -> str:
+    """``"; in focus: level <= 2 (the file's optics: Airy disc 6.0 px)"`` when the
+    layer's optics moved the verdict threshold off the card's, else ``""``."""
+    airy = getattr(job, "airy_px", None)
+    planes = sr.channels[0].slices if sr is not None and sr.channels else []
+    if airy is None or not planes or planes[0].probabilities is None:
+        return ""
+    return (f"; in focus: level <= {planes[0].in_focus_max_level} (the file's optics: "
+            f"Airy disc {airy:.1f} px)")
+
+
 class AssessWidget(FocusDock):
     """Dock widget "Assess focus" (see module docstring)."""
 
@@ -254,13 +265,14 @@ class AssessWidget(FocusDock):
                   if p is not None), None)
         if k is not None:
             self.legend.set_num_classes(k)
+        optics = {job.layer_name: thresholds_note(job, sr) for job, sr, _ in out}
         bits = []
         for e in self.results:
             um = f" ({e.curve['best_z_um']:g} µm)" if e.curve.get("best_z_um") is not None else ""
             bm = e.best_z_index_model
             bits.append(f"{e.layer_name}: best z {e.best_z_index}{um}"
                         + (f" (SF: z {e.curve.get('best_z_index_sf')}, model: z {bm})"
-                           if bm is not None else " by SF"))
+                           if bm is not None else " by SF") + optics.get(e.layer_name, ""))
         self._fill_summary()
         self.status.value = "\n".join(bits)
         for b in (self.best_btn, self.csv_btn, self.json_btn):
