@@ -58,7 +58,8 @@ def cmd_assess(args: argparse.Namespace) -> int:
     model = resolve_model(_model_arg(args.model))
     records = []
     for path in args.paths:
-        for image, res in iter_planes(path, model, t=args.t, series=args.series):
+        for image, res in iter_planes(path, model, t=args.t, series=args.series,
+                                      optics=_optics_arg(args)):
             records.append(res.to_record())
             if args.overlay:
                 from napari_focusqa.plots import render_overlay
@@ -94,7 +95,7 @@ def cmd_zstack(args: argparse.Namespace) -> int:
 
     model = resolve_model(_model_arg(args.model))
     results = assess_file(args.path, model, "stack", t=args.t, series=args.series,
-                          channel=args.channel)
+                          channel=args.channel, optics=_optics_arg(args))
     if args.plot:
         from napari_focusqa.plots import plot_focus_curves
 
@@ -230,6 +231,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_optics(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "optics", "the instrument, when the file does not record it (or to override it): "
+        "they set the verdict threshold (docs/verdicts.md)")
+    g.add_argument("--na", type=float, default=None, help="objective NA")
+    g.add_argument("--wavelength-nm", type=float, default=None,
+                   help="emission wavelength (default: the file's, else 520 nm)")
+    g.add_argument("--pixel-size-um", type=float, default=None,
+                   help="pixel size at the sample (default: the file's)")
+
+
+def _optics_arg(args: argparse.Namespace) -> dict[str, Any]:
+    return {"na": args.na, "wavelength_nm": args.wavelength_nm,
+            "pixel_size_um": args.pixel_size_um}
+
+
 def _add_t_series(p: argparse.ArgumentParser) -> None:
     p.add_argument("--t", type=int, default=None, metavar="INDEX",
                    help="only this time point (default: every time point, each reported)")
@@ -250,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", metavar="OUT", help="write records as JSON ('-' = stdout)")
     a.add_argument("--csv", metavar="OUT", help="write records as CSV")
     a.add_argument("--overlay", metavar="DIR", help="write a PNG overlay per plane")
+    _add_optics(a)
     _add_t_series(a)
     a.set_defaults(func=cmd_assess)
 
@@ -258,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--model", default=None)
     z.add_argument("--channel", type=int, default=None, help="only this channel index")
     z.add_argument("--json", metavar="OUT")
+    _add_optics(z)
     z.add_argument("--plot", metavar="PNG", help="SF-vs-z plot (PNG or SVG)")
     z.add_argument("--extract", metavar="OUT.tif",
                    help="save the best-focus substack (best plane per channel) as TIFF")

@@ -19,7 +19,7 @@ This module imports no Qt, napari or Java; it is plain Python over the core and 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
@@ -169,11 +169,53 @@ def airy_px_of(info: Any, pixel_size_um: float | None) -> float | None:
     return airy_diameter_px(optics.na, optics.wavelength_nm, pixel_size_um)
 
 
-def image_airy_px(img: Any) -> float | None:
+def image_airy_px(img: Any, optics: Mapping[str, Any] | None = None) -> float | None:
     """:func:`airy_px_of` an :class:`~napari_focusqa.io.ImageData` (its optics text or
-    description, and its pixel size)."""
+    description, and its pixel size). ``optics`` (``na``, ``wavelength_nm``,
+    ``pixel_size_um``; the CLI's ``--na/--wavelength-nm/--pixel-size-um``) overrides or
+    completes what the file records; the wavelength defaults to the file's, else 520 nm.
+
+    Raises
+    ------
+    FocusQAError
+        An override that is not a positive number (NA also below 1.8), named.
+    """
+    from napari_focusqa.autofocus.optics import DEFAULT_WAVELENGTH_NM, optics_from_info
+    from napari_focusqa.core.assess import airy_diameter_px
+
+    given = check_optics(optics)
     meta = img.metadata or {}
-    return airy_px_of(meta.get("optics") or meta.get("info"), img.pixel_size_um)
+    px = given.get("pixel_size_um") or img.pixel_size_um
+    text = meta.get("optics") or meta.get("info")
+    if not given.get("na"):
+        return airy_px_of(text, px)
+    recorded = optics_from_info(str(text) if text else None, px)
+    wl = given.get("wavelength_nm") or (
+        recorded.wavelength_nm if recorded is not None and "wavelength_nm" not in
+        recorded.assumed else DEFAULT_WAVELENGTH_NM)
+    return airy_diameter_px(given["na"], wl, px)
+
+
+OPTICS_KEYS = ("na", "wavelength_nm", "pixel_size_um")
+
+
+def check_optics(optics: Mapping[str, Any] | None) -> dict[str, float]:
+    """The given optics overrides (None values dropped), validated."""
+    out: dict[str, float] = {}
+    for k, v in dict(optics or {}).items():
+        if k not in OPTICS_KEYS:
+            raise FocusQAError(f"optics: unknown field {k!r} (expected {', '.join(OPTICS_KEYS)})")
+        if v is None:
+            continue
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise FocusQAError(f"{k}: expected a number, got {v!r}") from None
+        if not (np.isfinite(f) and f > 0) or (k == "na" and f >= 1.8):
+            raise FocusQAError(f"{k}: expected a positive number{' below 1.8' if k == 'na' else ''}"
+                               f", got {v!r}")
+        out[k] = f
+    return out
 
 
 def iter_planes(
@@ -184,6 +226,7 @@ def iter_planes(
     series: int | None = None,
     metrics: Sequence[str] = ("sf",),
     stains: Sequence[str | None] | None = None,
+    optics: Mapping[str, Any] | None = None,
 ) -> Iterator[tuple[np.ndarray, FocusResult]]:
     """Assess every 2D plane (all series, T, Z, C) of one file.
 
@@ -199,14 +242,16 @@ def iter_planes(
     ``model``: ``"default"`` (the default installed model), None (no model: classic
     metrics only, as in the core), or anything else :func:`resolve_model` takes.
     ``stains``: per-channel stain classes overriding the channel-name rule (see
-    :func:`assess_file`).
+    :func:`assess_file`). ``optics``: overrides of the recorded optics
+    (:func:`image_airy_px`).
     """
+    check_optics(optics)
     fm = _model_for(model)
     wanted = stains
     for s, img in iter_images(path, series=series):
         t_n, z_n, c_n = img.data.shape[:3]
         stains = _stains_of(path, img, wanted)
-        airy = image_airy_px(img)
+        airy = image_airy_px(img, optics)
         for ti in _t_indices(path, t_n, t):
             ratio = _stack_sf_ratios(path, img.data, ti) if z_n > 1 else None
             for z in range(z_n):
@@ -249,6 +294,7 @@ def _stack_results(
     channel: int | None,
     metrics: Sequence[str],
     stains: Sequence[str | None] | None = None,
+    optics: Mapping[str, Any] | None = None,
 ) -> list[StackResult]:
     out = []
     for s, img in iter_images(path, series=series):
@@ -269,7 +315,7 @@ def _stack_results(
                         channels=None if channel is None else [channel],
                         metrics=metrics,
                         source=src,
-                        airy_px=image_airy_px(img),
+                        airy_px=image_airy_px(img, optics),
                     )
                 )
             except ImageError as exc:
@@ -288,6 +334,7 @@ def assess_file(
     channel: int | None = ...,
     metrics: Sequence[str] = ...,
     stains: Sequence[str | None] | None = ...,
+    optics: Mapping[str, Any] | None = ...,
 ) -> list[FocusResult]: ...
 
 
@@ -302,6 +349,7 @@ def assess_file(
     channel: int | None = ...,
     metrics: Sequence[str] = ...,
     stains: Sequence[str | None] | None = ...,
+    optics: Mapping[str, Any] | None = ...,
 ) -> list[StackResult]: ...
 
 
@@ -315,6 +363,7 @@ def assess_file(
     channel: int | None = None,
     metrics: Sequence[str] = ("sf",),
     stains: Sequence[str | None] | None = None,
+    optics: Mapping[str, Any] | None = None,
 ) -> list[FocusResult] | list[StackResult]:
     """Assess one image file.
 
@@ -329,6 +378,8 @@ def assess_file(
     channel : ``mode="stack"`` only: assess just this channel index
     stains : one stain class per channel overriding the rule that derives it from the
         channel name (``None``, ``""`` or ``"auto"`` keep that rule for a channel)
+    optics : ``na``, ``wavelength_nm``, ``pixel_size_um`` overriding what the file records
+        (they set the verdict threshold: :func:`image_airy_px`)
 
     Raises
     ------
@@ -339,11 +390,13 @@ def assess_file(
         if channel is not None:
             raise FocusQAError("channel: only supported with mode='stack'")
         return [res for _plane, res in iter_planes(path, model, t=t, series=series,
-                                                    metrics=metrics, stains=stains)]
+                                                    metrics=metrics, stains=stains,
+                                                    optics=optics)]
     if mode == "stack":
         fm = _model_for(model)
+        check_optics(optics)
         return _stack_results(path, fm, t=t, series=series, channel=channel, metrics=metrics,
-                              stains=stains)
+                              stains=stains, optics=optics)
     raise FocusQAError(f"mode: expected 'planes' or 'stack', got {mode!r}")
 
 

@@ -278,3 +278,34 @@ def test_ome_optics_parsing() -> None:
     # image 0 names objective O:1; image 1 names none and the file has two: unknown
     assert ome_optics(xml) == ["NA 0.3, emission 520 nm, air", None]
     assert ome_optics("<not xml") == [] and ome_optics(None) == []
+
+
+def test_cli_optics_flags_for_a_file_without_metadata(tmp_path, capsys) -> None:
+    """The same pixels without metadata (a plain TIFF): `--na 1.45 --wavelength-nm 461
+    --pixel-size-um 0.13` give the verdicts of the file that records those optics; bad
+    values are one line naming the flag's field, exit 2."""
+    import json
+
+    import tifffile
+
+    from napari_focusqa.cli import main
+    from napari_focusqa.pipeline import assess_file
+
+    src = require_shared("deconwolf_dapi_widefield_zstack.tif")
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, tifffile.imread(src))
+    ref = [r.verdict for r in assess_file(src, default_model_id())]
+    flags = ["--na", "1.45", "--wavelength-nm", "461", "--pixel-size-um", "0.13"]
+    assert main(["assess", str(plain), "--json", str(tmp_path / "a.json"), *flags]) == 0
+    got = [r["verdict"] for r in json.loads((tmp_path / "a.json").read_text())]
+    assert got == ref and got[19] == "in_focus"
+    assert main(["assess", str(plain), "--json", str(tmp_path / "b.json")]) == 0
+    assert [r["verdict"] for r in json.loads((tmp_path / "b.json").read_text())][19] == \
+        "out_of_focus"  # no optics anywhere: the card's rule
+    assert main(["zstack", str(plain), "--json", str(tmp_path / "z.json"), *flags]) == 0
+    ch = json.loads((tmp_path / "z.json").read_text())["channels"][0]
+    assert ch["verdict"] == ref and ch["in_focus_max_level"] == 2
+    capsys.readouterr()
+    assert main(["assess", str(plain), "--na", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "na: expected a positive number" in err[0]

@@ -168,6 +168,8 @@ class ChannelCurve:
             "expected_level": None if lv is None else [round(float(v), 6) for v in lv],
             "predicted_level": [s.predicted_level for s in self.slices],
             "verdict": [s.verdict for s in self.slices],
+            # the verdicts' threshold: the card's, or the instrument's optics'
+            "in_focus_max_level": None if lv is None else int(self.slices[0].in_focus_max_level),
             "structured_fraction": [
                 None if s.structured_fraction is None else round(s.structured_fraction, 6)
                 for s in self.slices
