@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from napari_focusqa._args import add_optics_args, optics_from_args
 from napari_focusqa.core.errors import FocusQAError
 
 EXIT_OK = 0
@@ -59,7 +60,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
     records = []
     for path in args.paths:
         for image, res in iter_planes(path, model, t=args.t, series=args.series,
-                                      optics=_optics_arg(args)):
+                                      optics=optics_from_args(args)):
             records.append(res.to_record())
             if args.overlay:
                 from napari_focusqa.plots import render_overlay
@@ -95,7 +96,7 @@ def cmd_zstack(args: argparse.Namespace) -> int:
 
     model = resolve_model(_model_arg(args.model))
     results = assess_file(args.path, model, "stack", t=args.t, series=args.series,
-                          channel=args.channel, optics=_optics_arg(args))
+                          channel=args.channel, optics=optics_from_args(args))
     if args.plot:
         from napari_focusqa.plots import plot_focus_curves
 
@@ -231,22 +232,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_optics(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group(
-        "optics", "the instrument, when the file does not record it (or to override it): "
-        "they set the verdict threshold (docs/verdicts.md)")
-    g.add_argument("--na", type=float, default=None, help="objective NA")
-    g.add_argument("--wavelength-nm", type=float, default=None,
-                   help="emission wavelength (default: the file's, else 520 nm)")
-    g.add_argument("--pixel-size-um", type=float, default=None,
-                   help="pixel size at the sample (default: the file's)")
-
-
-def _optics_arg(args: argparse.Namespace) -> dict[str, Any]:
-    return {"na": args.na, "wavelength_nm": args.wavelength_nm,
-            "pixel_size_um": args.pixel_size_um}
-
-
 def _add_t_series(p: argparse.ArgumentParser) -> None:
     p.add_argument("--t", type=int, default=None, metavar="INDEX",
                    help="only this time point (default: every time point, each reported)")
@@ -267,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", metavar="OUT", help="write records as JSON ('-' = stdout)")
     a.add_argument("--csv", metavar="OUT", help="write records as CSV")
     a.add_argument("--overlay", metavar="DIR", help="write a PNG overlay per plane")
-    _add_optics(a)
+    add_optics_args(a)
     _add_t_series(a)
     a.set_defaults(func=cmd_assess)
 
@@ -276,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--model", default=None)
     z.add_argument("--channel", type=int, default=None, help="only this channel index")
     z.add_argument("--json", metavar="OUT")
-    _add_optics(z)
+    add_optics_args(z)
     z.add_argument("--plot", metavar="PNG", help="SF-vs-z plot (PNG or SVG)")
     z.add_argument("--extract", metavar="OUT.tif",
                    help="save the best-focus substack (best plane per channel) as TIFF")

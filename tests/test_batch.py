@@ -303,6 +303,13 @@ def test_local_cluster_two_processes(plate, tmp_path, sharpness_model) -> None:
                    "--scheduler", cluster.scheduler_address, "--model", str(sharpness_model),
                    "--no-progress"])
         stats_after = client.run(batch.worker_stats)
+        # the optics reach the workers: a metadata-free widefield stack with --na etc.
+        plain = _plain_deconwolf(tmp_path)
+        so = batch.run_batch([plain], tmp_path / "o.csv", model="fqa-levels", client=client,
+                             progress=False, log=None, optics=DECONWOLF_OPTICS)
+    assert so.files_done == 1 and so.files_failed == 0
+    rows = batch.read_results(tmp_path / "o.csv")
+    assert [r["verdict"] for r in rows] == _recorded_verdicts()
     assert rc == 0
     assert [Path(r["file"]).name for r in sorted(batch.read_results(tmp_path / "c.parquet"),
                                                  key=lambda r: r["file"])] == [
@@ -406,3 +413,52 @@ def test_sigterm_on_local_cluster_stops_cleanly_then_resumes(tmp_path, sharpness
     assert s.files_skipped == len(before)  # every complete file is kept, none redone
     names = [Path(r["file"]).name for r in batch.read_results(out)]
     assert len(names) == len(set(names)) == n
+
+
+# ------------------------------------------------------------------------ optics
+DECONWOLF_OPTICS = {"na": 1.45, "wavelength_nm": 461.0, "pixel_size_um": 0.13}
+
+
+def _plain_deconwolf(tmp_path: Path) -> Path:
+    """deconwolf's pixels in a TIFF without its metadata (no NA, no pixel size)."""
+    from tests.conftest import require_shared
+
+    p = tmp_path / "plain" / "dapi.tif"
+    p.parent.mkdir(exist_ok=True)
+    tifffile.imwrite(p, tifffile.imread(require_shared("deconwolf_dapi_widefield_zstack.tif")))
+    return p
+
+
+def _recorded_verdicts() -> list[str]:
+    from napari_focusqa.pipeline import assess_file
+    from tests.conftest import require_shared
+
+    return [r.verdict for r in assess_file(
+        require_shared("deconwolf_dapi_widefield_zstack.tif"), "fqa-levels")]
+
+
+def test_batch_optics_flags_set_the_threshold_and_resume_checks_them(tmp_path, capsys) -> None:
+    """`focusqa batch --na/--wavelength-nm/--pixel-size-um`: files without recorded optics
+    get the instrument's verdicts (those of the file that records them); the run record
+    keeps the optics, and --resume with other optics is one line, exit 2."""
+    plain = _plain_deconwolf(tmp_path)
+    out = tmp_path / "r.csv"
+    flags = ["--na", "1.45", "--wavelength-nm", "461", "--pixel-size-um", "0.13"]
+    base = ["batch", str(plain), "--model", "fqa-levels", "--workers", "0", "--no-progress"]
+    assert main([*base, "--out", str(out), *flags]) == 0
+    rows = batch.read_results(out)
+    assert [r["verdict"] for r in rows] == _recorded_verdicts() and rows[19]["verdict"] == \
+        "in_focus"
+    rec = (tmp_path / "r.csv.focusqa.json").read_text()
+    assert '"na": 1.45' in rec and '"pixel_size_um": 0.13' in rec
+    capsys.readouterr()
+    assert main([*base, "--out", str(out), "--resume", "--na", "1.4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--na 1.45" in err[0] and "--na 1.4" in err[0]
+    assert main([*base, "--out", str(out), "--resume", *flags]) == 0  # same optics: fine
+    assert len(batch.read_results(out)) == 40
+    # without optics the same pixels keep the card's rule
+    assert main([*base, "--out", str(tmp_path / "n.csv")]) == 0
+    assert batch.read_results(tmp_path / "n.csv")[19]["verdict"] == "out_of_focus"
+    assert main([*base, "--out", str(tmp_path / "bad.csv"), "--na", "-1"]) == 2
+    assert "na: expected a positive number" in capsys.readouterr().err

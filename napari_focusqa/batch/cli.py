@@ -7,6 +7,7 @@ import signal
 import threading
 from typing import Any
 
+from napari_focusqa._args import add_optics_args, optics_from_args
 from napari_focusqa.batch.resume import MAX_ATTEMPTS
 from napari_focusqa.batch.runner import SIGNAL_STATE, run_batch
 
@@ -36,6 +37,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         max_attempts=args.max_attempts,
         progress=not args.no_progress,
+        optics=optics_from_args(args),
     )
     return summary.exit_code
 
@@ -72,6 +74,7 @@ def register(subparsers: Any) -> None:
     g.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="address of a running dask scheduler, e.g. tcp://10.0.0.1:8786")
     b.add_argument("--model", default=None, help="model id or card path ('none' = SF only)")
+    add_optics_args(b)
     b.add_argument("--zstack", action="store_true",
                    help="one row per channel of each z-stack (best-focus slice)")
     b.add_argument("--resume", action="store_true",

@@ -52,24 +52,36 @@ class RunRecord:
     model: str | None
     model_sha256: str | None
     columns: tuple[str, ...]
+    #: the optics given to the run (``--na`` ...), sorted ``(field, value)`` pairs
+    optics: tuple[tuple[str, float], ...] = ()
 
     def to_json(self) -> bytes:
-        d = {"focusqa_batch": 1, "mode": self.mode, "model": self.model,
-             "model_sha256": self.model_sha256, "columns": list(self.columns)}
+        d: dict[str, Any] = {"focusqa_batch": 1, "mode": self.mode, "model": self.model,
+                             "model_sha256": self.model_sha256,
+                             "columns": list(self.columns)}
+        if self.optics:
+            d["optics"] = dict(self.optics)
         return (json.dumps(d, indent=1) + "\n").encode()
 
     @classmethod
     def read(cls, path: Path) -> RunRecord:
         d = json.loads(path.read_text(encoding="utf-8"))
         return cls(str(d["mode"]), d.get("model"), d.get("model_sha256"),
-                   tuple(d["columns"]))
+                   tuple(d["columns"]), _optics_items(d.get("optics")))
 
 
-def record_for(mode: str, model: Any, columns: Sequence[str]) -> RunRecord:
-    """The run record of a batch with ``model`` (a FocusModel or None)."""
+def _optics_items(optics: dict[str, Any] | None) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted((str(k), float(v)) for k, v in (optics or {}).items()))
+
+
+def record_for(mode: str, model: Any, columns: Sequence[str],
+               optics: dict[str, Any] | None = None) -> RunRecord:
+    """The run record of a batch with ``model`` (a FocusModel or None) and the given
+    ``optics`` (validated, None values dropped)."""
     if model is None:
-        return RunRecord(mode, None, None, tuple(columns))
-    return RunRecord(mode, model.id, str(model.card.get("sha256")), tuple(columns))
+        return RunRecord(mode, None, None, tuple(columns), _optics_items(optics))
+    return RunRecord(mode, model.id, str(model.card.get("sha256")), tuple(columns),
+                     _optics_items(optics))
 
 
 def record_path(out: Path) -> Path:
@@ -101,6 +113,11 @@ def check_record(old: RunRecord, new: RunRecord, out: Path) -> None:
             f"{str(old.model_sha256)[:12]}…, but that model now has sha256 "
             f"{str(new.model_sha256)[:12]}… (other weights){hint}"
         )
+    if old.optics != new.optics:
+        def said(o: tuple[tuple[str, float], ...]) -> str:
+            return ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in o) or "no optics"
+        raise BatchError(f"--resume: {out} was written with {said(old.optics)}, this run "
+                         f"uses {said(new.optics)}{hint}")
     if old.columns != new.columns:
         raise BatchError(f"--resume: {out} has other columns than this focusqa writes "
                          f"(another version){hint}")

@@ -28,7 +28,7 @@ from napari_focusqa.batch.resume import MAX_ATTEMPTS, open_output, record_for
 from napari_focusqa.batch.schema import BatchError, columns_for, normalise_row
 from napari_focusqa.batch.summary import BatchSummary
 from napari_focusqa.batch.worker import assess_many, assess_one, error_rows, preload_model
-from napari_focusqa.core.errors import Cancelled
+from napari_focusqa.core.errors import Cancelled, FocusQAError
 
 #: dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in workers, which also switches off
 #: glibc's dynamic mmap threshold: every multi-MB image array is then a fresh mmap
@@ -60,9 +60,10 @@ def model_ref_for_workers(model: Any) -> Any:
     return s
 
 
-def _iter_serial(files: Sequence[str], model: Any, zstack: bool) -> Iterator[dict[str, Any]]:
+def _iter_serial(files: Sequence[str], model: Any, zstack: bool,
+                 optics: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     for f in files:
-        yield assess_one(f, model, None, zstack)
+        yield assess_one(f, model, None, zstack, optics)
 
 
 #: one dask task takes up to this many files, and this many bytes of files: small images
@@ -98,6 +99,7 @@ def _iter_dask(
     zstack: bool,
     max_in_flight: int,
     files_per_task: int = TASK_MAX_FILES,
+    optics: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
     from distributed import as_completed
 
@@ -107,7 +109,8 @@ def _iter_dask(
     pending: dict[Any, list[str]] = {}
 
     def submit(paths: list[str]) -> Any:
-        fut = client.submit(assess_many, paths, model_ref, threads, zstack, pure=False)
+        fut = client.submit(assess_many, paths, model_ref, threads, zstack, optics,
+                            pure=False)
         pending[fut] = paths
         return fut
 
@@ -187,6 +190,7 @@ def run_batch(
     on_result: Callable[[dict[str, Any], BatchSummary], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     log: Callable[[str], None] | None = print,
+    optics: dict[str, Any] | None = None,
 ) -> BatchSummary:
     """Assess many files and write a results table incrementally.
 
@@ -225,6 +229,10 @@ def run_batch(
     worker_threads : int, optional
         onnxruntime threads per worker (default: CPU cores // workers for the local
         cluster; onnxruntime's own default on an external scheduler/client).
+    optics : dict, optional
+        The instrument's ``na``, ``wavelength_nm``, ``pixel_size_um`` for files that do
+        not record them (they set the verdict threshold; docs/verdicts.md). Recorded in
+        the run record: ``resume`` refuses other optics.
 
     Raises
     ------
@@ -233,8 +241,12 @@ def run_batch(
         :class:`~napari_focusqa.batch.schema.OutputError` when the output cannot be
         written (rows already written stay intact); ``ModelCardError`` for a bad model.
     """
-    from napari_focusqa.pipeline import resolve_model
+    from napari_focusqa.pipeline import check_optics, resolve_model
 
+    try:
+        given = check_optics(optics) or None
+    except FocusQAError as exc:  # one line naming the field, before anything runs
+        raise BatchError(str(exc)) from None
     if workers is not None and (isinstance(workers, bool) or int(workers) < 0):
         raise BatchError(f"--workers: expected 0 (serial) or a positive number, got {workers!r}")
     if workers is not None and scheduler is not None:
@@ -246,7 +258,7 @@ def run_batch(
     fm = resolve_model(model) if model is not None else None  # bad model: fail before starting
     say = log or (lambda s: None)
 
-    sink, plan = open_output(out_p, record_for(mode, fm, columns), resume=resume,
+    sink, plan = open_output(out_p, record_for(mode, fm, columns, given), resume=resume,
                              overwrite=overwrite, retry_failed=retry_failed,
                              max_attempts=max_attempts)
     todo = [f for f in files if os.path.abspath(f) not in plan.done]
@@ -260,13 +272,14 @@ def run_batch(
             results: Iterable[dict[str, Any]] = ()
         elif client is None and scheduler is None and workers == 0:
             summary.workers = "serial (1 process)"
-            results = _iter_serial(todo, fm, zstack)
+            results = _iter_serial(todo, fm, zstack, given)
         else:
             client, own_client, cluster, n, threads = _start_dask(
                 summary, workers, scheduler, client, worker_threads)
             ref = model_ref_for_workers(fm)
             results = _iter_dask(todo, client, ref, threads, zstack,
-                                 max_in_flight or 4 * max(n, 1), max(int(files_per_task), 1))
+                                 max_in_flight or 4 * max(n, 1), max(int(files_per_task), 1),
+                                 given)
         bar = _progress_bar(len(todo)) if progress and todo else None
         for res in results:
             attempt = plan.attempts.get(os.path.abspath(res["file"]), 0) + 1

@@ -93,17 +93,17 @@ def error_rows(path: str, exc: BaseException) -> dict[str, Any]:
     return {"file": path, "rows": [row], "error": err, "error_kind": kind, "seconds": 0.0}
 
 
-def _plane_rows(path: str, fm: Any) -> list[dict[str, Any]]:
+def _plane_rows(path: str, fm: Any, optics: Any = None) -> list[dict[str, Any]]:
     from napari_focusqa.pipeline import assess_file
 
-    return [res.to_record() for res in assess_file(path, fm, mode="planes")]
+    return [res.to_record() for res in assess_file(path, fm, mode="planes", optics=optics)]
 
 
-def _stack_rows(path: str, fm: Any) -> list[dict[str, Any]]:
+def _stack_rows(path: str, fm: Any, optics: Any = None) -> list[dict[str, Any]]:
     from napari_focusqa.pipeline import assess_file
 
     rows = []
-    for res in assess_file(path, fm, mode="stack"):
+    for res in assess_file(path, fm, mode="stack", optics=optics):
         src = res.source
         for c in res.channels:
             b = c.best_z_index
@@ -132,9 +132,12 @@ def _stack_rows(path: str, fm: Any) -> list[dict[str, Any]]:
 
 
 def assess_one(
-    path: str, model_ref: Any = None, threads: int | None = None, zstack: bool = False
+    path: str, model_ref: Any = None, threads: int | None = None, zstack: bool = False,
+    optics: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assess one file (runs on a worker). Never raises for a bad file.
+    """Assess one file (runs on a worker). Never raises for a bad file. ``optics``: the
+    instrument's (``na``, ``wavelength_nm``, ``pixel_size_um``) where the files do not
+    record them (:func:`napari_focusqa.pipeline.image_airy_px`).
 
     Returns
     -------
@@ -149,7 +152,7 @@ def assess_one(
     logging.getLogger("tifffile").setLevel(logging.ERROR)
     try:
         fm = worker_model(model_ref, threads)
-        rows = _stack_rows(path, fm) if zstack else _plane_rows(path, fm)
+        rows = _stack_rows(path, fm, optics) if zstack else _plane_rows(path, fm, optics)
         if not rows:
             raise FocusQAError(f"{path}: no planes to assess")
     except Exception as exc:  # a bad file (even a MemoryError) must not stop the batch
@@ -167,7 +170,8 @@ def assess_one(
 
 
 def assess_many(
-    paths: list[str], model_ref: Any = None, threads: int | None = None, zstack: bool = False
+    paths: list[str], model_ref: Any = None, threads: int | None = None, zstack: bool = False,
+    optics: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """:func:`assess_one` for a few small files in one task (less per-task overhead)."""
-    return [assess_one(p, model_ref, threads, zstack) for p in paths]
+    return [assess_one(p, model_ref, threads, zstack, optics) for p in paths]
