@@ -19,7 +19,7 @@ from fiji_bridge.tables import patch_results_table, results_table
 from napari_focusqa.core.assess import FocusResult
 from napari_focusqa.core.errors import ImageError
 from napari_focusqa.core.zstack import StackResult, assess_stack
-from napari_focusqa.pipeline import airy_px_of, resolve_model
+from napari_focusqa.pipeline import image_airy_px, resolve_model
 
 
 # --------------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ def assess_imageplus(
     stack = assess_stack(
         data.zcyx(frame), fm, z_step_um=data.z_step_um, channel_names=data.channel_names,
         stains=st, channels=channels, metrics=metrics, source={"file": label},
-        airy_px=airy_px_of(data.metadata.get("info"), data.pixel_size_um),
+        airy_px=image_airy_px(data),
     )
     if nt > 1:
         for c in stack.channels:

@@ -30,7 +30,7 @@ from napari_focusqa.core.errors import FocusQAError, ImageError
 from napari_focusqa.core.metrics import spatial_frequency
 from napari_focusqa.core.model import FocusModel, default_model_id, load_model
 from napari_focusqa.core.validate import as_image2d
-from napari_focusqa.core.zstack import StackResult, assess_stack, plane_source
+from napari_focusqa.core.zstack import StackResult, assess_stack, plane_source, sf_ratios
 
 __all__ = [
     "LayerStack",
@@ -270,8 +270,9 @@ def iter_planes(
 
 
 def _stack_sf_ratios(path: str | os.PathLike[str], data: Any, ti: int) -> np.ndarray:
-    """``(Z, C)`` SF of each plane at ``t = ti`` over its channel's best (NaN where a channel
-    has no SF > 0); the same SF as :func:`assess_image` computes."""
+    """``(Z, C)`` SF of each plane at ``t = ti`` over its channel's best
+    (:func:`~napari_focusqa.core.zstack.sf_ratios`, the rule ``assess_stack`` applies);
+    the same SF as :func:`assess_image` computes."""
     z_n, c_n = int(data.shape[1]), int(data.shape[2])
     sf = np.full((z_n, c_n), np.nan)
     for z in range(z_n):
@@ -280,9 +281,7 @@ def _stack_sf_ratios(path: str | os.PathLike[str], data: Any, ti: int) -> np.nda
                 sf[z, c] = float(spatial_frequency(as_image2d(np.asarray(data[ti, z, c]))))
             except ImageError as exc:
                 raise ImageError(f"{path}: {exc}") from exc
-    with np.errstate(invalid="ignore", divide="ignore"):
-        top = np.nanmax(np.where(np.isfinite(sf), sf, -np.inf), axis=0)
-        return np.where(top > 0, sf / np.where(top > 0, top, 1.0), np.nan)
+    return sf_ratios(sf)
 
 
 def _stack_results(
@@ -299,6 +298,7 @@ def _stack_results(
     out = []
     for s, img in iter_images(path, series=series):
         img_stains = _stains_of(path, img, stains)
+        airy = image_airy_px(img, optics)
         if img.n_slices < 2:
             raise ImageError(f"{path}: not a z-stack (1 slice); use `focusqa assess`")
         t_n = int(img.data.shape[0])
@@ -315,7 +315,7 @@ def _stack_results(
                         channels=None if channel is None else [channel],
                         metrics=metrics,
                         source=src,
-                        airy_px=image_airy_px(img, optics),
+                        airy_px=airy,
                     )
                 )
             except ImageError as exc:

@@ -108,8 +108,8 @@ class LiveQC:
         from napari_focusqa.batch.sinks import CsvSink
 
         self.model = model
-        #: verdict threshold replacing the card's (the instrument's calibrated one,
-        #: :meth:`~napari_focusqa.autofocus.calibrate.Calibration.in_focus_max_level`)
+        #: the verdict threshold (None: the card's; run_acquisition passes the one
+        #: :func:`~napari_focusqa.acquire.session.qc_thresholds` picks)
         self.in_focus_max_level = in_focus_max_level
         self.stain = stain
         self.truth = truth

@@ -209,7 +209,7 @@ def run_acquisition(
     eng.before_event.extend(before_event or [])
     thr = qc_thresholds(model, calibration, qc_threshold, microscope)
     qc = LiveQC(model, table=table, truth=truth, engine=eng, reacquire=reacquire,
-                in_focus_max_level=thr["used"] if thr["used"] != thr["card"] else None)
+                in_focus_max_level=thr["used"])
     if on_frame is not None:
         qc.frameAssessed.connect(on_frame)
     previous = core.mda.set_engine(eng)

@@ -137,11 +137,14 @@ class Calibration:
         A levels model calls a patch in focus at levels <= its card's
         ``in_focus_max_level`` (``t``), which the model learnt at its training optics,
         where focus reads level 0. An instrument whose focus reads level ``b0`` (fine
-        pixels, a high NA) shifts that rule by ``b0``. This returns
-        ``max(t, round(b0) + t)``, with ``b0`` the bottom of this calibration's fitted
-        Moffat valley (``base - amp``). Only a calibration of the same model gives it.
-        None when the calibration's score is another model or SF, or the fit is not finite.
+        pixels, a high NA) shifts that rule by ``b0``: ``round(b0) + t`` (at most K − 2;
+        :func:`~napari_focusqa.core.assess.in_focus_max_level_at`, the rule the optics use
+        too), with ``b0`` the bottom of this calibration's fitted Moffat valley
+        (``base - amp``). Only a calibration of the same model gives it. None when the
+        calibration's score is another model or SF, or the fit is not finite.
         """
+        from napari_focusqa.core.assess import in_focus_max_level_at
+
         mid = getattr(model, "id", None)
         t = getattr(model, "in_focus_max_level", None)
         k = getattr(model, "num_classes", None)
@@ -150,7 +153,7 @@ class Calibration:
         b0 = float(self.moffat.get("base", np.nan)) - float(self.moffat.get("amp", np.nan))
         if not np.isfinite(b0):
             return None
-        return int(min(max(int(t), int(round(max(b0, 0.0))) + int(t)), int(k) - 2))
+        return in_focus_max_level_at(model, b0)
 
     def scorer(self, stain: str | None = None) -> Scorer:
         if self.score_name == "blur:sf":

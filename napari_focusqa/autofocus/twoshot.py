@@ -50,6 +50,7 @@ import numpy as np
 
 from napari_focusqa.autofocus.context import RunContext
 from napari_focusqa.autofocus.optics import Optics
+from napari_focusqa.core.assess import airy_diameter_px
 from napari_focusqa.core.errors import FocusQAError
 
 #: optics fields twoshot needs, and the CLI flag that gives each
@@ -111,7 +112,11 @@ class LevelGeometry:
         self.optics = optics
         px = float(optics.pixel_size_um or 0.0)
         self.px = px
-        self.airy_px = 2.44 * optics.wavelength_nm / 1000.0 / optics.na / px
+        airy = airy_diameter_px(optics.na, optics.wavelength_nm, px)
+        if airy is None:
+            raise FocusQAError("pixel_size_um: twoshot needs the pixel size at the sample "
+                               "(give --pixel-size-um or use a file/config that records it)")
+        self.airy_px = airy
         #: readings at or beyond this diameter are lower bounds
         self.saturation_px = float(self.diameters[-2])
 

@@ -311,13 +311,24 @@ def in_focus_max_level_for(model: Any, airy_px: float | None) -> int:
     The threshold is then ``t + round(L0)``, at most K − 2. It is the card's ``t`` when
     ``airy_px`` is None or not larger than level 0, or when the card has no diameters.
     """
-    t = int(getattr(model, "in_focus_max_level", 2))
     card = getattr(model, "card", None) or {}
     d = card.get("blur_diameter_px")
     if airy_px is None or not d or len(d) < 3 or not np.isfinite(airy_px) or airy_px <= d[0]:
-        return t
-    l0 = float(np.interp(airy_px, d, np.arange(len(d), dtype=float)))
-    return int(min(t + int(round(l0)), len(d) - 2))
+        return int(getattr(model, "in_focus_max_level", 2))
+    return in_focus_max_level_at(
+        model, float(np.interp(airy_px, d, np.arange(len(d), dtype=float))), len(d))
+
+
+def in_focus_max_level_at(model: Any, focus_level: float, num_classes: int | None = None,
+                          ) -> int:
+    """The card's threshold ``t`` of a levels model shifted for an instrument that reads
+    focus at level ``focus_level``: ``t + round(max(focus_level, 0))``, at most K − 2
+    (``num_classes``, default the model's). From the optics
+    (:func:`in_focus_max_level_for`) or from a calibration's measured in-focus reading
+    (:meth:`~napari_focusqa.autofocus.calibrate.Calibration.in_focus_max_level`)."""
+    t = int(getattr(model, "in_focus_max_level", 2))
+    k = int(num_classes if num_classes is not None else model.num_classes)
+    return int(min(t + int(round(max(focus_level, 0.0))), k - 2))
 
 
 def assess_image(

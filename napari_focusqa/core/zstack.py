@@ -33,6 +33,17 @@ ProgressFn = Callable[[int, int], None]
 MODEL_SMOOTH_PLANES = 1.5
 
 
+def sf_ratios(sf: Any) -> np.ndarray:
+    """Each plane's SF over the best SF along axis 0 (the planes of a channel; ``(Z,)`` or
+    ``(Z, C)``): the stack context of the plane verdicts
+    (:data:`~napari_focusqa.core.assess.MIN_STACK_SF_RATIO`). NaN where the SF is not
+    finite or no plane of the channel has an SF > 0."""
+    a = np.asarray(sf, dtype=np.float64)
+    finite = np.isfinite(a)
+    top = np.max(np.where(finite, a, -np.inf), axis=0, initial=-np.inf)
+    return np.where(finite & (top > 0), a / np.where(top > 0, top, 1.0), np.nan)
+
+
 @dataclass
 class ChannelCurve:
     """Focus curves of one channel of a z-stack."""
@@ -45,11 +56,10 @@ class ChannelCurve:
 
     def __post_init__(self) -> None:
         # stack context for the plane verdicts: each plane's SF over the channel's best
-        sf = self.sf
-        top = float(np.nanmax(sf)) if sf.size and not np.all(np.isnan(sf)) else 0.0
-        if top > 0:
-            for s, v in zip(self.slices, sf):
-                s.stack_sf_ratio = None if np.isnan(v) else float(v / top)
+        ratio = sf_ratios(self.sf)
+        if np.isfinite(ratio).any():
+            for s, v in zip(self.slices, ratio):
+                s.stack_sf_ratio = float(v) if np.isfinite(v) else None
 
     @property
     def n_slices(self) -> int:
