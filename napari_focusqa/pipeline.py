@@ -153,27 +153,17 @@ def _stains_of(path: str | os.PathLike[str], img: Any,
     return out
 
 
-def airy_px_of(info: Any, pixel_size_um: float | None) -> float | None:
+def airy_px_of(info: Any, pixel_size_um: float | None,
+               optics: Mapping[str, Any] | None = None) -> float | None:
     """The Airy disc diameter (px) of an image whose description ``info`` (ImageJ
-    ``Info``, the reader's ``metadata["info"]``, or the optics text a CZI reader puts in
-    ``metadata["optics"]``) names an NA (``NA 1.45``, ``50x/1.2``;
-    the emission wavelength if given, else 520 nm) and whose pixel size is known; None
-    otherwise. It sets the verdict threshold for that instrument
-    (:func:`~napari_focusqa.core.assess.in_focus_max_level_for`; docs/verdicts.md)."""
-    from napari_focusqa.autofocus.optics import optics_from_info
-    from napari_focusqa.core.assess import airy_diameter_px
+    ``Info``, the reader's ``metadata["info"]``, or the optics text the CZI/OME readers
+    put in ``metadata["optics"]``) names an NA (``NA 1.45``, ``50x/1.2``; the emission
+    wavelength if given, else 520 nm) and whose pixel size is known; None otherwise. It
+    sets the verdict threshold for that instrument
+    (:func:`~napari_focusqa.core.assess.in_focus_max_level_for`; docs/verdicts.md).
 
-    optics = optics_from_info(str(info) if info else None, pixel_size_um)
-    if optics is None:
-        return None
-    return airy_diameter_px(optics.na, optics.wavelength_nm, pixel_size_um)
-
-
-def image_airy_px(img: Any, optics: Mapping[str, Any] | None = None) -> float | None:
-    """:func:`airy_px_of` an :class:`~napari_focusqa.io.ImageData` (its optics text or
-    description, and its pixel size). ``optics`` (``na``, ``wavelength_nm``,
-    ``pixel_size_um``; the CLI's ``--na/--wavelength-nm/--pixel-size-um``) overrides or
-    completes what the file records; the wavelength defaults to the file's, else 520 nm.
+    ``optics`` (``na``, ``wavelength_nm``, ``pixel_size_um``; the CLI's
+    ``--na/--wavelength-nm/--pixel-size-um``): each given field overrides the recorded one.
 
     Raises
     ------
@@ -184,16 +174,25 @@ def image_airy_px(img: Any, optics: Mapping[str, Any] | None = None) -> float | 
     from napari_focusqa.core.assess import airy_diameter_px
 
     given = check_optics(optics)
-    meta = img.metadata or {}
-    px = given.get("pixel_size_um") or img.pixel_size_um
-    text = meta.get("optics") or meta.get("info")
-    if not given.get("na"):
-        return airy_px_of(text, px)
-    recorded = optics_from_info(str(text) if text else None, px)
+    px = given.get("pixel_size_um") or pixel_size_um
+    recorded = optics_from_info(str(info) if info else None, px)
+    na = given.get("na") or (None if recorded is None else recorded.na)
+    if na is None:
+        return None
     wl = given.get("wavelength_nm") or (
-        recorded.wavelength_nm if recorded is not None and "wavelength_nm" not in
-        recorded.assumed else DEFAULT_WAVELENGTH_NM)
-    return airy_diameter_px(given["na"], wl, px)
+        DEFAULT_WAVELENGTH_NM if recorded is None else recorded.wavelength_nm)
+    return airy_diameter_px(na, wl, px)
+
+
+def _optics_text(meta: Mapping[str, Any]) -> Any:
+    """What a reader recorded of the optics: its optics text, else the description."""
+    return meta.get("optics") or meta.get("info")
+
+
+def image_airy_px(img: Any, optics: Mapping[str, Any] | None = None) -> float | None:
+    """:func:`airy_px_of` an :class:`~napari_focusqa.io.ImageData` (its optics text or
+    description, and its pixel size), ``optics`` overriding."""
+    return airy_px_of(_optics_text(img.metadata or {}), img.pixel_size_um, optics)
 
 
 OPTICS_KEYS = ("na", "wavelength_nm", "pixel_size_um")
@@ -519,7 +518,6 @@ def layer_to_stack(
 def _layer_airy_px(meta: dict[str, Any]) -> float | None:
     try:
         px = meta.get("pixel_size_um")
-        return airy_px_of(meta.get("optics") or meta.get("info"),
-                          None if px is None else float(px))
+        return airy_px_of(_optics_text(meta), None if px is None else float(px))
     except (TypeError, ValueError):
         return None

@@ -309,3 +309,19 @@ def test_cli_optics_flags_for_a_file_without_metadata(tmp_path, capsys) -> None:
     assert main(["assess", str(plain), "--na", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "na: expected a positive number" in err[0]
+
+
+def test_each_given_optics_field_overrides_the_recorded_one() -> None:
+    """deconwolf records NA 1.45, 461 nm, 0.13 µm. A given wavelength alone replaces the
+    recorded one (it used to be ignored unless an NA was given too), and so does a given
+    NA or pixel size; nothing given keeps the file's."""
+    from napari_focusqa.io import read_image
+    from napari_focusqa.pipeline import image_airy_px
+
+    img = read_image(require_shared("deconwolf_dapi_widefield_zstack.tif"))
+    airy = 2.44 * 0.461 / 1.45 / 0.13
+    assert image_airy_px(img) == pytest.approx(airy)
+    assert image_airy_px(img, {"wavelength_nm": 600.0}) == pytest.approx(airy * 600 / 461)
+    assert image_airy_px(img, {"na": 1.0}) == pytest.approx(airy * 1.45)
+    assert image_airy_px(img, {"pixel_size_um": 0.26}) == pytest.approx(airy / 2)
+    assert image_airy_px(img, {"na": None, "wavelength_nm": None}) == pytest.approx(airy)
